@@ -1,0 +1,89 @@
+// Module entry: exports every op of the table through one guard.
+#include <sstream>
+#include "addon_data.h"
+#include "handle.h"
+#include "op.h"
+
+namespace ztw {
+
+// "[2,3] float32" for every live tensor argument, so an error names the shapes.
+static std::string DescribeArgs(const Napi::CallbackInfo& info) {
+  std::ostringstream out;
+  bool first = true;
+  for (size_t i = 0; i < info.Length(); i++) {
+    if (!TensorHandle::Is(info.Env(), info[i])) continue;
+    auto* h = TensorHandle::Unwrap(info[i].As<Napi::Object>());
+    if (!first) out << ", ";
+    first = false;
+    if (!h->defined()) { out << "<disposed>"; continue; }
+    out << h->tensor().sizes() << " " << DtypeName(h->tensor().scalar_type());
+  }
+  return out.str();
+}
+
+static Napi::Error MakeError(Napi::Env env, const std::string& op, const std::string& code, const std::string& detail,
+                             const std::string& shapes) {
+  std::string msg = "ztw." + op + ": " + detail;
+  if (!shapes.empty()) msg += " (inputs: " + shapes + ")";
+  auto* data = AddonData::Of(env);
+  Napi::Object err;
+  if (!data->errorClass.IsEmpty()) {
+    err = data->errorClass.New({Napi::String::New(env, msg)});
+  } else {
+    err = Napi::Error::New(env, msg).Value();
+  }
+  err.Set("op", op);
+  err.Set("code", code);
+  err.Set("shapes", shapes);
+  return Napi::Error(env, err);
+}
+
+// The one guard: every native entry runs inside it.
+static Napi::Value Dispatch(const Napi::CallbackInfo& info) {
+  auto* entry = static_cast<OpEntry*>(info.Data());
+  Napi::Env env = info.Env();
+  std::string code, detail;
+  try {
+    return entry->fn(Args(info));
+  } catch (const Napi::Error&) {
+    throw;
+  } catch (const ArgError& e) {
+    code = e.code;
+    detail = e.what();
+  } catch (const c10::Error& e) {
+    code = "E_TORCH";
+    detail = e.what_without_backtrace();
+  } catch (const std::exception& e) {
+    code = "E_NATIVE";
+    detail = e.what();
+  } catch (...) {
+    code = "E_NATIVE";
+    detail = "unknown native exception";
+  }
+  // Only the first line of libtorch's message: the rest is a C++ trace.
+  auto nl = detail.find('\n');
+  if (code == "E_TORCH" && nl != std::string::npos) detail = detail.substr(0, nl);
+  throw MakeError(env, entry->name, code, detail, DescribeArgs(info));
+}
+
+static Napi::Value SetErrorClass(const Napi::CallbackInfo& info) {
+  if (info.Length() < 1 || !info[0].IsFunction()) throw Napi::TypeError::New(info.Env(), "setErrorClass expects a constructor");
+  AddonData::Of(info.Env())->errorClass = Napi::Persistent(info[0].As<Napi::Function>());
+  return info.Env().Undefined();
+}
+
+static Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  auto* data = new AddonData();
+  env.SetInstanceData(data);
+  auto ctor = TensorHandle::Define(env);
+  data->handleCtor = Napi::Persistent(ctor);
+  exports.Set("TensorHandle", ctor);
+  exports.Set("setErrorClass", Napi::Function::New(env, SetErrorClass, "setErrorClass"));
+  for (auto& entry : OpTable()) exports.Set(entry.name, Napi::Function::New(env, Dispatch, entry.name, &entry));
+  return exports;
+}
+
+}  // namespace ztw
+
+static Napi::Object InitModule(Napi::Env env, Napi::Object exports) { return ztw::Init(env, exports); }
+NODE_API_MODULE(ztw_native, InitModule)

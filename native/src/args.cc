@@ -1,0 +1,131 @@
+#include "args.h"
+#include "handle.h"
+
+namespace ztw {
+
+static const std::pair<const char*, at::ScalarType> kDtypes[] = {
+    {"float32", at::kFloat}, {"float64", at::kDouble}, {"int64", at::kLong},
+    {"int32", at::kInt},     {"uint8", at::kByte},     {"bool", at::kBool},
+};
+
+at::ScalarType ParseDtype(const std::string& s) {
+  for (auto& [name, type] : kDtypes)
+    if (s == name) return type;
+  throw ArgError("unknown dtype '" + s + "' (expected float32, float64, int64, int32, uint8 or bool)");
+}
+
+std::string DtypeName(at::ScalarType t) {
+  for (auto& [name, type] : kDtypes)
+    if (t == type) return name;
+  return c10::toString(t);
+}
+
+void Args::need(size_t i, const char* what) const {
+  if (i >= info_.Length() || info_[i].IsUndefined())
+    throw ArgError("argument " + std::to_string(i) + ": missing, expected " + what);
+}
+
+at::Tensor& Args::t(size_t i) const {
+  need(i, "a tensor");
+  if (!TensorHandle::Is(env_, info_[i])) throw ArgError("argument " + std::to_string(i) + ": expected a tensor");
+  auto* h = TensorHandle::Unwrap(info_[i].As<Napi::Object>());
+  if (!h->defined()) throw ArgError("argument " + std::to_string(i) + ": tensor was disposed", "E_DISPOSED");
+  return h->tensor();
+}
+
+std::optional<at::Tensor> Args::optT(size_t i) const {
+  if (!has(i)) return std::nullopt;
+  return t(i);
+}
+
+double Args::d(size_t i) const {
+  need(i, "a number");
+  if (info_[i].IsBoolean()) return info_[i].As<Napi::Boolean>().Value() ? 1.0 : 0.0;
+  if (!info_[i].IsNumber()) throw ArgError("argument " + std::to_string(i) + ": expected a number");
+  return info_[i].As<Napi::Number>().DoubleValue();
+}
+
+int64_t Args::i64(size_t i) const {
+  double v = d(i);
+  if (v != static_cast<double>(static_cast<int64_t>(v)))
+    throw ArgError("argument " + std::to_string(i) + ": expected an integer, got " + std::to_string(v));
+  return static_cast<int64_t>(v);
+}
+
+bool Args::b(size_t i) const {
+  need(i, "a boolean");
+  if (!info_[i].IsBoolean()) throw ArgError("argument " + std::to_string(i) + ": expected a boolean");
+  return info_[i].As<Napi::Boolean>().Value();
+}
+
+std::string Args::str(size_t i) const {
+  need(i, "a string");
+  if (!info_[i].IsString()) throw ArgError("argument " + std::to_string(i) + ": expected a string");
+  return info_[i].As<Napi::String>().Utf8Value();
+}
+
+std::vector<int64_t> Args::ints(size_t i) const {
+  need(i, "an integer list");
+  if (info_[i].IsNumber()) return {i64(i)};
+  if (!info_[i].IsArray()) throw ArgError("argument " + std::to_string(i) + ": expected an integer list");
+  auto arr = info_[i].As<Napi::Array>();
+  std::vector<int64_t> out(arr.Length());
+  for (uint32_t k = 0; k < arr.Length(); k++) {
+    Napi::Value v = arr[k];
+    if (!v.IsNumber()) throw ArgError("argument " + std::to_string(i) + ": element " + std::to_string(k) + " is not a number");
+    double x = v.As<Napi::Number>().DoubleValue();
+    if (x != static_cast<double>(static_cast<int64_t>(x)))
+      throw ArgError("argument " + std::to_string(i) + ": element " + std::to_string(k) + " is not an integer");
+    out[k] = static_cast<int64_t>(x);
+  }
+  return out;
+}
+
+std::optional<std::vector<int64_t>> Args::optInts(size_t i) const {
+  if (!has(i)) return std::nullopt;
+  return ints(i);
+}
+
+std::vector<at::Tensor> Args::tensors(size_t i) const {
+  need(i, "a tensor list");
+  if (!info_[i].IsArray()) throw ArgError("argument " + std::to_string(i) + ": expected a tensor list");
+  auto arr = info_[i].As<Napi::Array>();
+  std::vector<at::Tensor> out;
+  out.reserve(arr.Length());
+  for (uint32_t k = 0; k < arr.Length(); k++) {
+    Napi::Value v = arr[k];
+    if (!TensorHandle::Is(env_, v)) throw ArgError("argument " + std::to_string(i) + ": element " + std::to_string(k) + " is not a tensor");
+    auto* h = TensorHandle::Unwrap(v.As<Napi::Object>());
+    if (!h->defined()) throw ArgError("argument " + std::to_string(i) + ": element " + std::to_string(k) + " was disposed", "E_DISPOSED");
+    out.push_back(h->tensor());
+  }
+  return out;
+}
+
+at::ScalarType Args::dtype(size_t i, at::ScalarType dflt) const {
+  if (!has(i)) return dflt;
+  return ParseDtype(str(i));
+}
+
+at::Scalar Args::scalar(size_t i) const {
+  need(i, "a number");
+  if (info_[i].IsBoolean()) return at::Scalar(info_[i].As<Napi::Boolean>().Value());
+  double v = d(i);
+  return at::Scalar(v);
+}
+
+Napi::Value Args::ret(at::Tensor t) const { return TensorHandle::Wrap(env_, std::move(t)); }
+
+Napi::Value Args::ret(const std::vector<at::Tensor>& ts) const {
+  auto arr = Napi::Array::New(env_, ts.size());
+  for (uint32_t k = 0; k < ts.size(); k++) arr[k] = TensorHandle::Wrap(env_, ts[k]);
+  return arr;
+}
+
+Napi::Value Args::ret(const std::vector<int64_t>& v) const {
+  auto arr = Napi::Array::New(env_, v.size());
+  for (uint32_t k = 0; k < v.size(); k++) arr[k] = Napi::Number::New(env_, static_cast<double>(v[k]));
+  return arr;
+}
+
+}  // namespace ztw

@@ -1,0 +1,33 @@
+// Autograd: leaves, backward, gradients, and the grad-mode switch that
+// TypeScript's noGrad() scope flips around a block.
+#include "op.h"
+
+using namespace ztw;
+
+ZTW_OP(setRequiresGrad) { a.t(0).requires_grad_(a.b(1)); return a.undefined(); }
+ZTW_OP(requiresGrad) { return a.retBool(a.t(0).requires_grad()); }
+ZTW_OP(isLeaf) { return a.retBool(a.t(0).is_leaf()); }
+// backward(t, grad?, retainGraph)
+ZTW_OP(backward) {
+  auto g = a.optT(1);
+  bool retain = a.has(2) && a.b(2);
+  a.t(0).backward(g ? *g : at::Tensor(), retain);
+  return a.undefined();
+}
+ZTW_OP(grad) {
+  auto g = a.t(0).grad();
+  if (!g.defined()) return a.undefined();
+  return a.ret(g);
+}
+// setGrad(t, g | undefined): undefined drops the gradient.
+ZTW_OP(setGrad) {
+  a.t(0).mutable_grad() = a.has(1) ? a.t(1) : at::Tensor();
+  return a.undefined();
+}
+ZTW_OP(detach) { return a.ret(a.t(0).detach()); }
+ZTW_OP(setGradEnabled) {
+  bool prev = c10::GradMode::is_enabled();
+  c10::GradMode::set_enabled(a.b(0));
+  return a.retBool(prev);
+}
+ZTW_OP(isGradEnabled) { return a.retBool(c10::GradMode::is_enabled()); }

@@ -1,0 +1,60 @@
+// Neural-network layers and losses.
+#include "op.h"
+
+using namespace ztw;
+
+static int64_t Reduction(const Args& a, size_t i) {
+  if (!a.has(i)) return at::Reduction::Mean;
+  auto r = a.str(i);
+  if (r == "mean") return at::Reduction::Mean;
+  if (r == "sum") return at::Reduction::Sum;
+  if (r == "none") return at::Reduction::None;
+  throw ArgError("reduction must be 'mean', 'sum' or 'none', got '" + r + "'");
+}
+
+static c10::optional<at::Tensor> Opt(const Args& a, size_t i) {
+  auto t = a.optT(i);
+  return t ? c10::optional<at::Tensor>(*t) : c10::nullopt;
+}
+
+ZTW_OP(matmul) { return a.ret(at::matmul(a.t(0), a.t(1))); }
+// linear(x, weight[out,in], bias?)
+ZTW_OP(linear) { return a.ret(at::linear(a.t(0), a.t(1), Opt(a, 2))); }
+// conv2d(x, weight, bias?, stride[2], padding[2], dilation[2], groups)
+ZTW_OP(conv2d) {
+  return a.ret(at::conv2d(a.t(0), a.t(1), Opt(a, 2), a.ints(3), a.ints(4), a.ints(5), a.i64(6)));
+}
+// batchNorm(x, weight?, bias?, runningMean?, runningVar?, training, momentum, eps):
+// in training mode the running statistics are updated in place.
+ZTW_OP(batchNorm) {
+  return a.ret(at::batch_norm(a.t(0), Opt(a, 1), Opt(a, 2), Opt(a, 3), Opt(a, 4), a.b(5), a.d(6), a.d(7), true));
+}
+// layerNorm(x, normalizedShape, weight?, bias?, eps)
+ZTW_OP(layerNorm) { return a.ret(at::layer_norm(a.t(0), a.ints(1), Opt(a, 2), Opt(a, 3), a.d(4), true)); }
+ZTW_OP(dropout) { return a.ret(at::dropout(a.t(0), a.d(1), a.b(2))); }
+// maxPool2d(x, kernel, stride, padding, dilation, ceilMode)
+ZTW_OP(maxPool2d) { return a.ret(at::max_pool2d(a.t(0), a.ints(1), a.ints(2), a.ints(3), a.ints(4), a.b(5))); }
+// avgPool2d(x, kernel, stride, padding, ceilMode, countIncludePad)
+ZTW_OP(avgPool2d) { return a.ret(at::avg_pool2d(a.t(0), a.ints(1), a.ints(2), a.ints(3), a.b(4), a.b(5))); }
+ZTW_OP(adaptiveAvgPool2d) { return a.ret(at::adaptive_avg_pool2d(a.t(0), a.ints(1))); }
+ZTW_OP(adaptiveMaxPool2d) { return a.ret(std::get<0>(at::adaptive_max_pool2d(a.t(0), a.ints(1)))); }
+ZTW_OP(softmax) { return a.ret(at::softmax(a.t(0), a.i64(1))); }
+ZTW_OP(logSoftmax) { return a.ret(at::log_softmax(a.t(0), a.i64(1))); }
+// crossEntropy(logits, target(int64 classes), reduction, labelSmoothing, weight?)
+ZTW_OP(crossEntropy) {
+  double smoothing = a.has(3) ? a.d(3) : 0.0;
+  return a.ret(at::cross_entropy_loss(a.t(0), a.t(1), Opt(a, 4), Reduction(a, 2), -100, smoothing));
+}
+ZTW_OP(nllLoss) { return a.ret(at::nll_loss_nd(a.t(0), a.t(1), Opt(a, 3), Reduction(a, 2), -100)); }
+// klDiv(input(log-probs), target, reduction, logTarget): PyTorch's KLDivLoss.
+ZTW_OP(klDiv) {
+  auto r = a.has(2) ? a.str(2) : std::string("mean");
+  bool logTarget = a.has(3) && a.b(3);
+  if (r == "batchmean") {
+    auto l = at::kl_div(a.t(0), a.t(1), at::Reduction::Sum, logTarget);
+    return a.ret(l / a.t(0).size(0));
+  }
+  return a.ret(at::kl_div(a.t(0), a.t(1), Reduction(a, 2), logTarget));
+}
+ZTW_OP(mseLoss) { return a.ret(at::mse_loss(a.t(0), a.t(1), Reduction(a, 2))); }
+ZTW_OP(oneHot) { return a.ret(at::one_hot(a.t(0), a.i64(1))); }
