@@ -1,0 +1,4 @@
+export * from './module';
+export * from './layers';
+export * as F from './functional';
+export * as init from './init';

@@ -1,0 +1,4 @@
+export * from './optimizer';
+export * from './sgd';
+export * from './adam';
+export * from './schedule';

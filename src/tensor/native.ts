@@ -1,0 +1,46 @@
+// Loads the libtorch addon once and wires its error class and thread count.
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { TorchError } from './errors';
+
+/** Opaque native handle owning one at::Tensor. */
+export interface NativeHandle {
+  dispose(): void;
+  isDisposed(): boolean;
+}
+
+// The op table is generated in C++ (native/src/ops_*.cc); its entries are
+// called positionally by the typed wrappers in tensor.ts and nn/functional.ts.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type NativeAddon = Record<string, (...args: any[]) => any>;
+
+function load(): NativeAddon {
+  const root = path.resolve(__dirname, '..', '..', '..');
+  const candidates = [path.join(root, 'build', 'Release', 'ztw_native.node'), path.join(root, 'build', 'Debug', 'ztw_native.node')];
+  let lastError: unknown;
+  for (const file of candidates) {
+    try {
+      // eslint-disable-next-line @typescript-eslint/no-var-requires
+      return require(file) as NativeAddon;
+    } catch (e) {
+      lastError = e;
+    }
+  }
+  throw new Error(
+    `ztw: the native engine is not built (looked for ${candidates[0]}). ` +
+      `Run \`npm run build:native\` after installing libtorch-dev. Cause: ${(lastError as Error)?.message}`,
+  );
+}
+
+export const native: NativeAddon = load();
+native.setErrorClass(TorchError);
+
+/** Intra-op threads for libtorch; defaults to ZTW_THREADS or the core count. */
+export function setNumThreads(n: number): void {
+  if (!Number.isInteger(n) || n < 1) throw new RangeError(`setNumThreads: expected a positive integer, got ${n}`);
+  native.setNumThreads(n);
+}
+export function getNumThreads(): number {
+  return native.getNumThreads();
+}
+setNumThreads(Number(process.env.ZTW_THREADS) || os.availableParallelism?.() || os.cpus().length);

@@ -1,0 +1,57 @@
+// Scoped memory: tensors made inside tidy() are freed when it returns, except
+// those it returns or keep()s. Outside any scope, tensors live until dispose()
+// or garbage collection.
+import type { Tensor } from './tensor';
+
+const scopes: Set<Tensor>[] = [];
+
+export function track(t: Tensor): void {
+  if (scopes.length) scopes[scopes.length - 1].add(t);
+}
+
+/** Takes a tensor out of every open scope, so tidy() will not free it. */
+export function keep<T extends Tensor>(t: T): T {
+  for (const s of scopes) s.delete(t);
+  return t;
+}
+
+export type TensorContainer = Tensor | undefined | null | void | number | string | boolean | TensorContainer[] | { [k: string]: TensorContainer };
+
+function collect(value: unknown, out: Set<Tensor>, seen = new Set<unknown>()): void {
+  if (value === null || typeof value !== 'object' || seen.has(value)) return;
+  seen.add(value);
+  if ((value as Tensor).isTensor === true) {
+    out.add(value as Tensor);
+    return;
+  }
+  if (Array.isArray(value)) for (const v of value) collect(v, out, seen);
+  else if (Object.getPrototypeOf(value) === Object.prototype) for (const v of Object.values(value)) collect(v, out, seen);
+}
+
+export function tidy<T>(fn: () => T): T {
+  const scope = new Set<Tensor>();
+  scopes.push(scope);
+  let result: T;
+  try {
+    result = fn();
+  } catch (e) {
+    scopes.pop();
+    for (const t of scope) t.dispose();
+    throw e;
+  }
+  scopes.pop();
+  if (result instanceof Promise) throw new Error('tidy(): the function must be synchronous');
+  const survivors = new Set<Tensor>();
+  collect(result, survivors);
+  for (const t of scope) if (!survivors.has(t)) t.dispose();
+  // What survives belongs to the enclosing scope now.
+  if (scopes.length) for (const t of survivors) if (scope.has(t)) scopes[scopes.length - 1].add(t);
+  return result;
+}
+
+/** Disposes every tensor found in a value (tensor, array or plain object). */
+export function dispose(value: unknown): void {
+  const found = new Set<Tensor>();
+  collect(value, found);
+  for (const t of found) t.dispose();
+}
