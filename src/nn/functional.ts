@@ -1,42 +1,74 @@
 // Stateless layer functions over the native table (PyTorch's F.*).
 import { native } from '../tensor/native';
 import { Tensor, wrapHandle as wrap } from '../tensor/tensor';
+import { costRules, profiling, record } from './profiler';
 
 type Pair = number | [number, number];
 const pair = (v: Pair): [number, number] => (typeof v === 'number' ? [v, v] : v);
 export type Reduction = 'mean' | 'sum' | 'none';
 
 export function linear(x: Tensor, weight: Tensor, bias?: Tensor): Tensor {
-  return wrap(native.linear(x.handle, weight.handle, bias?.handle));
+  const y = wrap(native.linear(x.handle, weight.handle, bias?.handle));
+  if (profiling()) record('linear', y, ...costRules.linear(y, weight));
+  return y;
 }
 
 export interface Conv2dArgs { stride?: Pair; padding?: Pair; dilation?: Pair; groups?: number }
 export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor, o: Conv2dArgs = {}): Tensor {
-  return wrap(native.conv2d(x.handle, weight.handle, bias?.handle, pair(o.stride ?? 1), pair(o.padding ?? 0), pair(o.dilation ?? 1), o.groups ?? 1));
+  const y = wrap(native.conv2d(x.handle, weight.handle, bias?.handle, pair(o.stride ?? 1), pair(o.padding ?? 0), pair(o.dilation ?? 1), o.groups ?? 1));
+  if (profiling()) record('conv2d', y, ...costRules.conv2d(y, weight, bias !== undefined));
+  return y;
 }
 
 export interface BatchNormArgs { weight?: Tensor; bias?: Tensor; runningMean?: Tensor; runningVar?: Tensor; training: boolean; momentum?: number; eps?: number }
 /** In training mode the running statistics are updated in place. */
 export function batchNorm(x: Tensor, o: BatchNormArgs): Tensor {
-  return wrap(native.batchNorm(x.handle, o.weight?.handle, o.bias?.handle, o.runningMean?.handle, o.runningVar?.handle, o.training, o.momentum ?? 0.1, o.eps ?? 1e-5));
+  const y = wrap(native.batchNorm(x.handle, o.weight?.handle, o.bias?.handle, o.runningMean?.handle, o.runningVar?.handle, o.training, o.momentum ?? 0.1, o.eps ?? 1e-5));
+  if (profiling()) record('batchNorm', y, ...costRules.elementwise(y, 2));
+  return y;
 }
 
 export function layerNorm(x: Tensor, normalizedShape: number[], weight?: Tensor, bias?: Tensor, eps = 1e-5): Tensor {
-  return wrap(native.layerNorm(x.handle, normalizedShape, weight?.handle, bias?.handle, eps));
+  const y = wrap(native.layerNorm(x.handle, normalizedShape, weight?.handle, bias?.handle, eps));
+  if (profiling()) record('layerNorm', y, ...costRules.elementwise(y, 5));
+  return y;
 }
 
-export const relu = (x: Tensor): Tensor => wrap(native.relu(x.handle));
+export function relu(x: Tensor): Tensor {
+  const y = wrap(native.relu(x.handle));
+  if (profiling()) record('relu', y, ...costRules.elementwise(y, 1));
+  return y;
+}
 export const dropout = (x: Tensor, p: number, training: boolean): Tensor => wrap(native.dropout(x.handle, p, training));
 
 export interface PoolArgs { stride?: Pair; padding?: Pair; dilation?: Pair; ceilMode?: boolean; countIncludePad?: boolean }
 export function maxPool2d(x: Tensor, kernel: Pair, o: PoolArgs = {}): Tensor {
-  return wrap(native.maxPool2d(x.handle, pair(kernel), pair(o.stride ?? kernel), pair(o.padding ?? 0), pair(o.dilation ?? 1), o.ceilMode ?? false));
+  const [kh, kw] = pair(kernel);
+  const y = wrap(native.maxPool2d(x.handle, pair(kernel), pair(o.stride ?? kernel), pair(o.padding ?? 0), pair(o.dilation ?? 1), o.ceilMode ?? false));
+  if (profiling()) record('maxPool2d', y, ...costRules.pool(y, kh * kw, true));
+  return y;
 }
 export function avgPool2d(x: Tensor, kernel: Pair, o: PoolArgs = {}): Tensor {
-  return wrap(native.avgPool2d(x.handle, pair(kernel), pair(o.stride ?? kernel), pair(o.padding ?? 0), o.ceilMode ?? false, o.countIncludePad ?? true));
+  const [kh, kw] = pair(kernel);
+  const y = wrap(native.avgPool2d(x.handle, pair(kernel), pair(o.stride ?? kernel), pair(o.padding ?? 0), o.ceilMode ?? false, o.countIncludePad ?? true));
+  if (profiling()) record('avgPool2d', y, ...costRules.pool(y, kh * kw, false));
+  return y;
 }
-export const adaptiveAvgPool2d = (x: Tensor, out: Pair): Tensor => wrap(native.adaptiveAvgPool2d(x.handle, pair(out)));
-export const adaptiveMaxPool2d = (x: Tensor, out: Pair): Tensor => wrap(native.adaptiveMaxPool2d(x.handle, pair(out)));
+/** Adaptive pools are counted with the window of the equivalent fixed pool. */
+function adaptiveWindow(x: Tensor, out: [number, number]): number {
+  const [h, w] = x.shape.slice(-2);
+  return Math.ceil(h / out[0]) * Math.ceil(w / out[1]);
+}
+export function adaptiveAvgPool2d(x: Tensor, out: Pair): Tensor {
+  const y = wrap(native.adaptiveAvgPool2d(x.handle, pair(out)));
+  if (profiling()) record('adaptiveAvgPool2d', y, ...costRules.pool(y, adaptiveWindow(x, pair(out)), false));
+  return y;
+}
+export function adaptiveMaxPool2d(x: Tensor, out: Pair): Tensor {
+  const y = wrap(native.adaptiveMaxPool2d(x.handle, pair(out)));
+  if (profiling()) record('adaptiveMaxPool2d', y, ...costRules.pool(y, adaptiveWindow(x, pair(out)), true));
+  return y;
+}
 
 export const softmax = (x: Tensor, dim = -1): Tensor => wrap(native.softmax(x.handle, dim));
 export const logSoftmax = (x: Tensor, dim = -1): Tensor => wrap(native.logSoftmax(x.handle, dim));

@@ -1,0 +1,50 @@
+// The protocol that lets any network receive early exits: a staged forward
+// that yields the features at each tap point and returns the final logits.
+// The caller may send back an int64 index of the rows to keep, so that a
+// batched runtime carries only the samples that have not exited yet.
+import { Module } from '../nn/module';
+import type { Tensor } from '../tensor/tensor';
+
+export interface TapInfo {
+  /** Where the tap sits, e.g. "layer2.4". */
+  name: string;
+  /** Feature shape at the tap for one sample: [C, H, W] (or [F] after a flatten). */
+  shape: number[];
+}
+
+export type StagedForward = Generator<Tensor, Tensor, Tensor | undefined>;
+
+export interface BackboneOptions {
+  numClasses?: number;
+  inChannels?: number;
+  /** Spatial input size: 32 (CIFAR), 64 (Tiny ImageNet, stride-2 stem) or the network's own. */
+  inputSize?: number;
+}
+
+export abstract class Backbone extends Module {
+  abstract readonly arch: string;
+  abstract readonly numClasses: number;
+  abstract readonly inputShape: number[];
+  /** Tap points in forward order; staged() yields exactly one tensor per tap. */
+  abstract readonly taps: TapInfo[];
+
+  abstract staged(x: Tensor): StagedForward;
+
+  /** Weight decay of the reference recipe for this network. */
+  get weightDecay(): number {
+    return 1e-4;
+  }
+
+  forward(x: Tensor): Tensor {
+    const gen = this.staged(x);
+    for (;;) {
+      const r = gen.next();
+      if (r.done) return r.value;
+    }
+  }
+}
+
+/** Narrows a running batch to the rows the caller keeps. */
+export function keepRows(x: Tensor, rows: Tensor | undefined): Tensor {
+  return rows ? x.indexSelect(0, rows) : x;
+}

@@ -1,0 +1,89 @@
+// CIFAR ResNets (ResNet-20/56/110: basic blocks, 16/32/64 channels) and the
+// tap after each block's `conv + shortcut`, before its last ReLU.
+import { Backbone, keepRows, type BackboneOptions, type StagedForward, type TapInfo } from './backbone';
+import { Module } from '../nn/module';
+import { BatchNorm2d, Conv2d, Linear, Sequential } from '../nn/layers';
+import * as F from '../nn/functional';
+import type { Tensor } from '../tensor/tensor';
+import { initResNetWeights } from './init';
+
+export class BasicBlock extends Module {
+  readonly conv1: Conv2d;
+  readonly bn1: BatchNorm2d;
+  readonly conv2: Conv2d;
+  readonly bn2: BatchNorm2d;
+  readonly shortcut?: Sequential;
+  constructor(readonly options: { inChannels: number; outChannels: number; stride: number }) {
+    super();
+    const { inChannels: cin, outChannels: cout, stride } = options;
+    this.conv1 = this.registerModule('conv1', new Conv2d({ inChannels: cin, outChannels: cout, kernelSize: 3, stride, padding: 1, bias: false }));
+    this.bn1 = this.registerModule('bn1', new BatchNorm2d({ numFeatures: cout }));
+    this.conv2 = this.registerModule('conv2', new Conv2d({ inChannels: cout, outChannels: cout, kernelSize: 3, padding: 1, bias: false }));
+    this.bn2 = this.registerModule('bn2', new BatchNorm2d({ numFeatures: cout }));
+    if (stride !== 1 || cin !== cout)
+      this.shortcut = this.registerModule('shortcut', new Sequential(new Conv2d({ inChannels: cin, outChannels: cout, kernelSize: 1, stride, bias: false }), new BatchNorm2d({ numFeatures: cout })));
+  }
+  /** conv + shortcut, before the final ReLU: where an IC taps. */
+  preActivation(x: Tensor): Tensor {
+    const h = this.bn2.forward(this.conv2.forward(F.relu(this.bn1.forward(this.conv1.forward(x)))));
+    return h.add(this.shortcut ? this.shortcut.forward(x) : x);
+  }
+  forward(x: Tensor): Tensor {
+    return F.relu(this.preActivation(x));
+  }
+}
+
+export interface CifarResNetOptions extends BackboneOptions {
+  /** 6n + 2: 20, 32, 44, 56, 110. */
+  depth?: number;
+}
+
+export class CifarResNet extends Backbone {
+  readonly arch: string;
+  readonly numClasses: number;
+  readonly inputShape: number[];
+  readonly taps: TapInfo[] = [];
+  readonly conv1: Conv2d;
+  readonly bn1: BatchNorm2d;
+  readonly blocks: BasicBlock[] = [];
+  readonly fc: Linear;
+
+  constructor(o: CifarResNetOptions = {}) {
+    super();
+    const depth = o.depth ?? 56;
+    if ((depth - 2) % 6) throw new Error(`CifarResNet: depth must be 6n+2, got ${depth}`);
+    const n = (depth - 2) / 6;
+    const inC = o.inChannels ?? 3;
+    const size = o.inputSize ?? 32;
+    this.arch = `resnet${depth}`;
+    this.numClasses = o.numClasses ?? 10;
+    this.inputShape = [inC, size, size];
+    const stemStride = size >= 64 ? 2 : 1;
+    this.conv1 = this.registerModule('conv1', new Conv2d({ inChannels: inC, outChannels: 16, kernelSize: 3, stride: stemStride, padding: 1, bias: false }));
+    this.bn1 = this.registerModule('bn1', new BatchNorm2d({ numFeatures: 16 }));
+    let cin = 16;
+    let s = size / stemStride;
+    [16, 32, 64].forEach((cout, stage) => {
+      for (let b = 0; b < n; b++) {
+        const stride = stage > 0 && b === 0 ? 2 : 1;
+        s = Math.ceil(s / stride);
+        const name = `layer${stage + 1}.${b}`;
+        this.blocks.push(this.registerModule(name, new BasicBlock({ inChannels: cin, outChannels: cout, stride })));
+        this.taps.push({ name, shape: [cout, s, s] });
+        cin = cout;
+      }
+    });
+    this.fc = this.registerModule('fc', new Linear({ inFeatures: 64, outFeatures: this.numClasses }));
+    initResNetWeights(this);
+  }
+
+  *staged(x: Tensor): StagedForward {
+    let h = F.relu(this.bn1.forward(this.conv1.forward(x)));
+    for (const block of this.blocks) {
+      const tap = block.preActivation(h);
+      const rows = yield tap;
+      h = F.relu(keepRows(tap, rows));
+    }
+    return this.fc.forward(F.adaptiveAvgPool2d(h, 1).flatten(1));
+  }
+}

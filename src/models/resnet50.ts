@@ -1,0 +1,86 @@
+// ResNet-50, ImageNet layout (bottlenecks [3, 4, 6, 3]); a tap after every
+// bottleneck's `conv + shortcut`. Used for the cost model and ImageNet runs.
+import { Backbone, keepRows, type BackboneOptions, type StagedForward, type TapInfo } from './backbone';
+import { Module } from '../nn/module';
+import { BatchNorm2d, Conv2d, Linear, MaxPool2d, Sequential } from '../nn/layers';
+import * as F from '../nn/functional';
+import type { Tensor } from '../tensor/tensor';
+import { initResNetWeights } from './init';
+
+class Bottleneck extends Module {
+  readonly conv1: Conv2d;
+  readonly bn1: BatchNorm2d;
+  readonly conv2: Conv2d;
+  readonly bn2: BatchNorm2d;
+  readonly conv3: Conv2d;
+  readonly bn3: BatchNorm2d;
+  readonly downsample?: Sequential;
+  constructor(cin: number, width: number, stride: number) {
+    super();
+    const cout = width * 4;
+    this.conv1 = this.registerModule('conv1', new Conv2d({ inChannels: cin, outChannels: width, kernelSize: 1, bias: false }));
+    this.bn1 = this.registerModule('bn1', new BatchNorm2d({ numFeatures: width }));
+    this.conv2 = this.registerModule('conv2', new Conv2d({ inChannels: width, outChannels: width, kernelSize: 3, stride, padding: 1, bias: false }));
+    this.bn2 = this.registerModule('bn2', new BatchNorm2d({ numFeatures: width }));
+    this.conv3 = this.registerModule('conv3', new Conv2d({ inChannels: width, outChannels: cout, kernelSize: 1, bias: false }));
+    this.bn3 = this.registerModule('bn3', new BatchNorm2d({ numFeatures: cout }));
+    if (stride !== 1 || cin !== cout)
+      this.downsample = this.registerModule('downsample', new Sequential(new Conv2d({ inChannels: cin, outChannels: cout, kernelSize: 1, stride, bias: false }), new BatchNorm2d({ numFeatures: cout })));
+  }
+  preActivation(x: Tensor): Tensor {
+    let h = F.relu(this.bn1.forward(this.conv1.forward(x)));
+    h = F.relu(this.bn2.forward(this.conv2.forward(h)));
+    h = this.bn3.forward(this.conv3.forward(h));
+    return h.add(this.downsample ? this.downsample.forward(x) : x);
+  }
+  forward(x: Tensor): Tensor {
+    return F.relu(this.preActivation(x));
+  }
+}
+
+export class ResNet50 extends Backbone {
+  readonly arch = 'resnet50';
+  readonly numClasses: number;
+  readonly inputShape: number[];
+  readonly taps: TapInfo[] = [];
+  readonly conv1: Conv2d;
+  readonly bn1: BatchNorm2d;
+  readonly pool: MaxPool2d;
+  readonly blocks: Bottleneck[] = [];
+  readonly fc: Linear;
+
+  constructor(o: BackboneOptions = {}) {
+    super();
+    const inC = o.inChannels ?? 3;
+    const size = o.inputSize ?? 224;
+    this.numClasses = o.numClasses ?? 1000;
+    this.inputShape = [inC, size, size];
+    this.conv1 = this.registerModule('conv1', new Conv2d({ inChannels: inC, outChannels: 64, kernelSize: 7, stride: 2, padding: 3, bias: false }));
+    this.bn1 = this.registerModule('bn1', new BatchNorm2d({ numFeatures: 64 }));
+    this.pool = this.registerModule('maxpool', new MaxPool2d({ kernelSize: 3, stride: 2, padding: 1 }));
+    let s = Math.floor((Math.floor((size + 6 - 7) / 2) + 1 + 2 - 3) / 2) + 1;
+    let cin = 64;
+    [3, 4, 6, 3].forEach((count, stage) => {
+      const width = 64 * 2 ** stage;
+      for (let b = 0; b < count; b++) {
+        const stride = stage > 0 && b === 0 ? 2 : 1;
+        s = Math.ceil(s / stride);
+        const name = `layer${stage + 1}.${b}`;
+        this.blocks.push(this.registerModule(name, new Bottleneck(cin, width, stride)));
+        this.taps.push({ name, shape: [width * 4, s, s] });
+        cin = width * 4;
+      }
+    });
+    this.fc = this.registerModule('fc', new Linear({ inFeatures: 2048, outFeatures: this.numClasses }));
+    initResNetWeights(this);
+  }
+
+  *staged(x: Tensor): StagedForward {
+    let h = this.pool.forward(F.relu(this.bn1.forward(this.conv1.forward(x))));
+    for (const block of this.blocks) {
+      const tap = block.preActivation(h);
+      h = F.relu(keepRows(tap, yield tap));
+    }
+    return this.fc.forward(F.adaptiveAvgPool2d(h, 1).flatten(1));
+  }
+}
