@@ -10,13 +10,21 @@ namespace ztw {
 static std::string DescribeArgs(const Napi::CallbackInfo& info) {
   std::ostringstream out;
   bool first = true;
-  for (size_t i = 0; i < info.Length(); i++) {
-    if (!TensorHandle::Is(info.Env(), info[i])) continue;
-    auto* h = TensorHandle::Unwrap(info[i].As<Napi::Object>());
+  auto describe = [&](const Napi::Value& v) {
+    if (!TensorHandle::Is(info.Env(), v)) return;
+    auto* h = TensorHandle::Unwrap(v.As<Napi::Object>());
     if (!first) out << ", ";
     first = false;
-    if (!h->defined()) { out << "<disposed>"; continue; }
+    if (!h->defined()) { out << "<disposed>"; return; }
     out << h->tensor().sizes() << " " << DtypeName(h->tensor().scalar_type());
+  };
+  for (size_t i = 0; i < info.Length(); i++) {
+    if (info[i].IsArray()) {  // tensor lists (cat, stack)
+      auto arr = info[i].As<Napi::Array>();
+      for (uint32_t k = 0; k < arr.Length(); k++) describe(arr.Get(k));
+    } else {
+      describe(info[i]);
+    }
   }
   return out.str();
 }
@@ -53,6 +61,11 @@ static Napi::Value Dispatch(const Napi::CallbackInfo& info) {
   } catch (const c10::Error& e) {
     code = "E_TORCH";
     detail = e.what_without_backtrace();
+  } catch (const std::runtime_error& e) {
+    // libtorch also refuses with plain std::runtime_error in places (1.13's
+    // infer_size behind view/reshape: "shape '[4, 2]' is invalid ...").
+    code = "E_TORCH";
+    detail = e.what();
   } catch (const std::exception& e) {
     code = "E_NATIVE";
     detail = e.what();

@@ -111,6 +111,9 @@ at::Scalar Args::scalar(size_t i) const {
   need(i, "a number");
   if (info_[i].IsBoolean()) return at::Scalar(info_[i].As<Napi::Boolean>().Value());
   double v = d(i);
+  // Integral numbers become integer scalars, as Python ints do in PyTorch, so
+  // that in-place updates of integer tensors keep their dtype.
+  if (std::abs(v) < 9.007199254740992e15 && v == static_cast<double>(static_cast<int64_t>(v))) return at::Scalar(static_cast<int64_t>(v));
   return at::Scalar(v);
 }
 

@@ -67,8 +67,10 @@ ZTW_OP(dtype) { return Napi::String::New(a.env(), DtypeName(a.t(0).scalar_type()
 ZTW_OP(numel) { return a.ret(static_cast<double>(a.t(0).numel())); }
 ZTW_OP(dim) { return a.ret(static_cast<double>(a.t(0).dim())); }
 ZTW_OP(isContiguous) {
-  auto fmt = a.has(1) && a.str(1) == "channels_last" ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
-  return a.retBool(a.t(0).is_contiguous(fmt));
+  auto fmt = a.has(1) ? a.str(1) : std::string("contiguous");
+  if (fmt == "channels_last") return a.retBool(a.t(0).is_contiguous(at::MemoryFormat::ChannelsLast));
+  if (fmt == "contiguous") return a.retBool(a.t(0).is_contiguous());
+  throw ArgError("memory format must be 'contiguous' or 'channels_last', got '" + fmt + "'");
 }
 ZTW_OP(dataId) { return a.ret(static_cast<double>(reinterpret_cast<uintptr_t>(a.t(0).data_ptr()) % (1ull << 52))); }
 

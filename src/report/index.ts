@@ -1,0 +1,7 @@
+export * from './format';
+export * from './atomic-write';
+export * from './svg-chart';
+export * from './plots';
+export * from './png';
+export * from './markdown';
+export * from './html-report';
