@@ -31,7 +31,7 @@ export function encodeSafetensors(tensors: Map<string, Tensor>, metadata: Record
     offset += bytes.length;
   }
   let json = JSON.stringify(header);
-  json += ' '.repeat((8 - (json.length % 8)) % 8); // keeps the data 8-byte aligned
+  json += ' '.repeat((8 - (Buffer.byteLength(json) % 8)) % 8); // keeps the data 8-byte aligned (bytes, not UTF-16 units)
   const head = Buffer.alloc(8);
   head.writeBigUInt64LE(BigInt(Buffer.byteLength(json)));
   return Buffer.concat([head, Buffer.from(json), ...chunks]);
@@ -47,23 +47,36 @@ export function decodeSafetensors(buf: Buffer, file = '<buffer>'): { tensors: Ma
   } catch (e) {
     throw new SafetensorsError(file, `header is not JSON (${(e as Error).message})`);
   }
+  if (header === null || typeof header !== 'object' || Array.isArray(header)) throw new SafetensorsError(file, 'header is not a JSON object');
   const metadata = (header.__metadata__ ?? {}) as unknown as Record<string, string>;
   const body = buf.subarray(8 + n);
   const tensors = new Map<string, Tensor>();
+  try {
+    readTensors(header, body, file, tensors);
+  } catch (e) {
+    for (const t of tensors.values()) t.dispose(); // those decoded before the bad entry
+    throw e;
+  }
+  return { tensors, metadata };
+}
+
+function readTensors(header: Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>, body: Buffer, file: string, tensors: Map<string, Tensor>): void {
   for (const [name, info] of Object.entries(header)) {
     if (name === '__metadata__') continue;
+    const isIndex = (v: unknown): boolean => Number.isSafeInteger(v) && (v as number) >= 0;
+    if (!info || typeof info !== 'object' || !Array.isArray(info.shape) || !info.shape.every(isIndex) || !Array.isArray(info.data_offsets) || info.data_offsets.length !== 2)
+      throw new SafetensorsError(file, `tensor ${name}: malformed entry ${JSON.stringify(info)}`);
     const dtype = FROM_ST[info.dtype];
     if (!dtype) throw new SafetensorsError(file, `tensor ${name}: unsupported dtype ${info.dtype}`);
     const [begin, end] = info.data_offsets;
     const want = info.shape.reduce((a, b) => a * b, 1) * BYTES[dtype];
-    if (end - begin !== want || end > body.length) throw new SafetensorsError(file, `tensor ${name}: byte range [${begin}, ${end}) does not hold shape [${info.shape}] of ${dtype}`);
+    if (!Number.isInteger(begin) || !Number.isInteger(end) || begin < 0 || end - begin !== want || end > body.length) throw new SafetensorsError(file, `tensor ${name}: byte range [${begin}, ${end}) does not hold shape [${info.shape}] of ${dtype}`);
     const copy = new Uint8Array(want);
     copy.set(body.subarray(begin, end));
     const view: TypedArray =
       dtype === 'float32' ? new Float32Array(copy.buffer) : dtype === 'float64' ? new Float64Array(copy.buffer) : dtype === 'int64' ? new BigInt64Array(copy.buffer) : dtype === 'int32' ? new Int32Array(copy.buffer) : copy;
     tensors.set(name, tensor(view, info.shape, dtype));
   }
-  return { tensors, metadata };
 }
 
 export function saveSafetensors(file: string, tensors: Map<string, Tensor>, metadata: Record<string, string> = {}): void {

@@ -4,6 +4,7 @@ import { Backbone, keepRows, type BackboneOptions, type StagedForward, type TapI
 import { Module } from '../nn/module';
 import { BatchNorm2d, Conv2d, Linear } from '../nn/layers';
 import * as F from '../nn/functional';
+import { convBn } from '../nn/fused';
 import type { Tensor } from '../tensor/tensor';
 import { initResNetWeights } from './init';
 
@@ -22,7 +23,7 @@ class SeparableBlock extends Module {
     this.bn2 = this.registerModule('bn2', new BatchNorm2d({ numFeatures: cout }));
   }
   forward(x: Tensor): Tensor {
-    return F.relu(this.bn2.forward(this.pw.forward(F.relu(this.bn1.forward(this.dw.forward(x))))));
+    return F.relu(convBn(this.pw, this.bn2, F.relu(convBn(this.dw, this.bn1, x))));
   }
 }
 
@@ -59,7 +60,7 @@ export class MobileNet extends Backbone {
   }
 
   *staged(x: Tensor): StagedForward {
-    let h = F.relu(this.bn1.forward(this.conv1.forward(x)));
+    let h = F.relu(convBn(this.conv1, this.bn1, x));
     for (const block of this.blocks) {
       h = block.forward(h);
       h = keepRows(h, yield h);

@@ -4,6 +4,7 @@ import { Backbone, keepRows, type BackboneOptions, type StagedForward, type TapI
 import { Module } from '../nn/module';
 import { BatchNorm2d, Conv2d, Linear, Sequential } from '../nn/layers';
 import * as F from '../nn/functional';
+import { convBn } from '../nn/fused';
 import type { Tensor } from '../tensor/tensor';
 import { initResNetWeights } from './init';
 
@@ -25,8 +26,9 @@ export class BasicBlock extends Module {
   }
   /** conv + shortcut, before the final ReLU: where an IC taps. */
   preActivation(x: Tensor): Tensor {
-    const h = this.bn2.forward(this.conv2.forward(F.relu(this.bn1.forward(this.conv1.forward(x)))));
-    return h.add(this.shortcut ? this.shortcut.forward(x) : x);
+    const h = convBn(this.conv2, this.bn2, F.relu(convBn(this.conv1, this.bn1, x)));
+    const sc = this.shortcut ? convBn(this.shortcut.layers[0] as Conv2d, this.shortcut.layers[1] as BatchNorm2d, x) : x;
+    return h.add(sc);
   }
   forward(x: Tensor): Tensor {
     return F.relu(this.preActivation(x));
@@ -78,7 +80,7 @@ export class CifarResNet extends Backbone {
   }
 
   *staged(x: Tensor): StagedForward {
-    let h = F.relu(this.bn1.forward(this.conv1.forward(x)));
+    let h = F.relu(convBn(this.conv1, this.bn1, x));
     for (const block of this.blocks) {
       const tap = block.preActivation(h);
       const rows = yield tap;

@@ -4,6 +4,7 @@ import { Backbone, keepRows, type BackboneOptions, type StagedForward, type TapI
 import { Module } from '../nn/module';
 import { BatchNorm2d, Conv2d, Linear, MaxPool2d, Sequential } from '../nn/layers';
 import * as F from '../nn/functional';
+import { convBn } from '../nn/fused';
 import type { Tensor } from '../tensor/tensor';
 import { initResNetWeights } from './init';
 
@@ -28,10 +29,11 @@ class Bottleneck extends Module {
       this.downsample = this.registerModule('downsample', new Sequential(new Conv2d({ inChannels: cin, outChannels: cout, kernelSize: 1, stride, bias: false }), new BatchNorm2d({ numFeatures: cout })));
   }
   preActivation(x: Tensor): Tensor {
-    let h = F.relu(this.bn1.forward(this.conv1.forward(x)));
-    h = F.relu(this.bn2.forward(this.conv2.forward(h)));
-    h = this.bn3.forward(this.conv3.forward(h));
-    return h.add(this.downsample ? this.downsample.forward(x) : x);
+    let h = F.relu(convBn(this.conv1, this.bn1, x));
+    h = F.relu(convBn(this.conv2, this.bn2, h));
+    h = convBn(this.conv3, this.bn3, h);
+    const sc = this.downsample ? convBn(this.downsample.layers[0] as Conv2d, this.downsample.layers[1] as BatchNorm2d, x) : x;
+    return h.add(sc);
   }
   forward(x: Tensor): Tensor {
     return F.relu(this.preActivation(x));
@@ -76,7 +78,7 @@ export class ResNet50 extends Backbone {
   }
 
   *staged(x: Tensor): StagedForward {
-    let h = this.pool.forward(F.relu(this.bn1.forward(this.conv1.forward(x))));
+    let h = this.pool.forward(F.relu(convBn(this.conv1, this.bn1, x)));
     for (const block of this.blocks) {
       const tap = block.preActivation(h);
       h = F.relu(keepRows(tap, yield tap));

@@ -4,6 +4,7 @@ import { Backbone, keepRows, type BackboneOptions, type StagedForward, type TapI
 import { Module } from '../nn/module';
 import { BatchNorm2d, Conv2d, Dropout, Linear, MaxPool2d } from '../nn/layers';
 import * as F from '../nn/functional';
+import { convBn } from '../nn/fused';
 import type { Tensor } from '../tensor/tensor';
 import { initResNetWeights } from './init';
 
@@ -21,7 +22,7 @@ class ConvBlock extends Module {
     if (pool) this.pool = this.registerModule('pool', new MaxPool2d({ kernelSize: 2 }));
   }
   forward(x: Tensor): Tensor {
-    const h = F.relu(this.bn.forward(this.conv.forward(x)));
+    const h = F.relu(convBn(this.conv, this.bn, x));
     return this.pool ? this.pool.forward(h) : h;
   }
 }

@@ -51,16 +51,23 @@ export abstract class Optimizer {
   }
 
   loadStateDict(sd: { tensors: Map<string, Tensor>; scalars: { lr: number; stepCount: number } }): void {
+    // Validate and copy first: a bad key leaves the current state intact, and
+    // loading this optimizer's own stateDict() does not read disposed tensors.
+    const entries: [number, string, Tensor][] = [];
+    for (const key of sd.tensors.keys()) {
+      const dot = key.indexOf('.');
+      const i = Number(key.slice(0, dot));
+      if (dot < 1 || !Number.isInteger(i) || i < 0 || i >= this.state.length) throw new Error(`optimizer state: no parameter ${key.slice(0, dot)} (have ${this.state.length})`);
+    }
+    for (const [key, t] of sd.tensors) {
+      const dot = key.indexOf('.');
+      entries.push([Number(key.slice(0, dot)), key.slice(dot + 1), keep(t.clone())]);
+    }
     for (const s of this.state) {
       for (const t of s.values()) t.dispose();
       s.clear();
     }
-    for (const [key, t] of sd.tensors) {
-      const dot = key.indexOf('.');
-      const i = Number(key.slice(0, dot));
-      if (!Number.isInteger(i) || i < 0 || i >= this.state.length) throw new Error(`optimizer state: no parameter ${key.slice(0, dot)} (have ${this.state.length})`);
-      this.state[i].set(key.slice(dot + 1), keep(t.clone()));
-    }
+    for (const [i, name, t] of entries) this.state[i].set(name, t);
     this.lr = sd.scalars.lr;
     this.stepCount = sd.scalars.stepCount;
   }

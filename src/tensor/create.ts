@@ -1,5 +1,6 @@
 // Factories: from JS data, constants, ranges and random draws.
 import { native } from './native';
+import { TorchError } from './errors';
 import { Tensor, wrapHandle, wrapHandles, type DType, type TypedArray } from './tensor';
 
 type Nested = number | boolean | Nested[];
@@ -24,6 +25,11 @@ function typedFor(values: ArrayLike<number>, dtype: DType): TypedArray {
     case 'bool': return Uint8Array.from(values);
     case 'int64': return BigInt64Array.from(Array.from(values, (v) => BigInt(Math.trunc(v))));
   }
+  // Same error as the native check, which a typed array of unknown dtype would never reach.
+  const e = new TorchError(`ztw.fromArray: unknown dtype '${dtype}' (expected float32, float64, int64, int32, uint8 or bool)`);
+  e.op = 'fromArray';
+  e.code = 'E_ARG';
+  throw e;
 }
 
 function inferDtype(data: TypedArray): DType {

@@ -40,7 +40,10 @@ export function tidy<T>(fn: () => T): T {
     throw e;
   }
   scopes.pop();
-  if (result instanceof Promise) throw new Error('tidy(): the function must be synchronous');
+  if (result instanceof Promise) {
+    for (const t of scope) t.dispose();
+    throw new Error('tidy(): the function must be synchronous');
+  }
   const survivors = new Set<Tensor>();
   collect(result, survivors);
   for (const t of scope) if (!survivors.has(t)) t.dispose();

@@ -1,0 +1,12 @@
+// Command-line entry: `ztw <command>`. Progress goes to stderr; with --json a
+// command prints exactly one JSON document on stdout.
+import { Command } from 'commander';
+import { registerFlops } from './flops';
+import { registerTrainBackbone } from './train-backbone';
+
+export async function main(argv: string[]): Promise<void> {
+  const program = new Command('ztw').description('Zero Time Waste: early-exit neural networks on libtorch, from TypeScript').showHelpAfterError();
+  registerFlops(program);
+  registerTrainBackbone(program);
+  await program.parseAsync(argv);
+}

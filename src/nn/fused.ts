@@ -1,0 +1,58 @@
+// Inference fusion: a convolution followed by an eval-mode batch norm is one
+// affine map, so it runs as a single convolution with folded weights
+//   w' = w * gamma / sqrt(var + eps),  b' = beta + (b - mean) * gamma / sqrt(var + eps).
+// The folded tensors are cached and recomputed when any source tensor
+// changes (libtorch bumps a tensor's version on every in-place update).
+import type { BatchNorm2d, Conv2d } from './layers';
+import * as F from './functional';
+import { profiling } from './profiler';
+import { native } from '../tensor/native';
+import { isGradEnabled, noGrad } from '../tensor/grad';
+import { keep } from '../tensor/scope';
+import type { Tensor } from '../tensor/tensor';
+
+interface Folded { weight: Tensor; bias: Tensor; versions: number[]; sources: Tensor[] }
+const cache = new WeakMap<BatchNorm2d, Folded>();
+
+const versionsOf = (ts: Tensor[]): number[] => ts.map((t) => native.version(t.handle));
+
+function canFuse(conv: Conv2d, bn: BatchNorm2d): boolean {
+  if (bn.training || !bn.runningMean || !bn.runningVar || profiling()) return false;
+  // With gradients wanted for these parameters, the unfused path keeps autograd exact.
+  if (isGradEnabled() && (conv.weight.requiresGrad || (bn.weight?.requiresGrad ?? false))) return false;
+  return true;
+}
+
+function folded(conv: Conv2d, bn: BatchNorm2d): Folded {
+  const sources = [conv.weight, conv.bias, bn.weight, bn.bias, bn.runningMean, bn.runningVar].filter((t): t is Tensor => t !== undefined);
+  const hit = cache.get(bn);
+  if (hit && hit.sources.length === sources.length && hit.sources.every((t, i) => t.handle === sources[i].handle)) {
+    const v = versionsOf(sources);
+    if (v.every((x, i) => x === hit.versions[i])) return hit;
+  }
+  if (hit) {
+    hit.weight.dispose();
+    hit.bias.dispose();
+  }
+  const entry = noGrad(() => {
+    const rv = bn.runningVar as Tensor;
+    const rm = bn.runningMean as Tensor;
+    const scale = rv.add(bn.options.eps).rsqrt();
+    const gamma = bn.weight ? scale.mul(bn.weight) : scale;
+    const w = conv.weight.mul(gamma.view(-1, 1, 1, 1)).contiguous(conv.weight.isContiguous('channels_last') && conv.weight.ndim === 4 ? 'channels_last' : 'contiguous');
+    const shifted = conv.bias ? conv.bias.sub(rm) : rm.neg();
+    let b = shifted.mul(gamma);
+    if (bn.bias) b = b.add(bn.bias);
+    return { weight: keep(w), bias: keep(b), versions: versionsOf(sources), sources };
+  });
+  cache.set(bn, entry);
+  return entry;
+}
+
+/** bn(conv(x)), as one convolution whenever that is exact for the caller. */
+export function convBn(conv: Conv2d, bn: BatchNorm2d, x: Tensor): Tensor {
+  if (!canFuse(conv, bn)) return bn.forward(conv.forward(x));
+  const f = folded(conv, bn);
+  const { stride, padding, dilation, groups } = conv.options;
+  return F.conv2d(x, f.weight, f.bias, { stride, padding, dilation, groups });
+}
