@@ -8,6 +8,7 @@
       "sources": [
         "native/src/addon.cc",
         "native/src/args.cc",
+        "native/src/allocator.cc",
         "native/src/handle.cc",
         "native/src/ops_create.cc",
         "native/src/ops_elementwise.cc",

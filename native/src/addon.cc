@@ -1,6 +1,7 @@
 // Module entry: exports every op of the table through one guard.
 #include <sstream>
 #include "addon_data.h"
+#include "allocator.h"
 #include "handle.h"
 #include "op.h"
 
@@ -86,6 +87,7 @@ static Napi::Value SetErrorClass(const Napi::CallbackInfo& info) {
 }
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  InstallCachingAllocator();
   auto* data = new AddonData();
   env.SetInstanceData(data);
   auto ctor = TensorHandle::Define(env);

@@ -31,3 +31,6 @@ ZTW_OP(setGradEnabled) {
   return a.retBool(prev);
 }
 ZTW_OP(isGradEnabled) { return a.retBool(c10::GradMode::is_enabled()); }
+// In-place updates bump a tensor's version: caches of derived values (folded
+// batch-norm weights) compare it to know when to recompute.
+ZTW_OP(version) { return a.ret(static_cast<double>(a.t(0)._version())); }

@@ -1,5 +1,6 @@
 // Creation, copying to and from typed arrays, and tensor metadata.
 #include <cstring>
+#include "allocator.h"
 #include "handle.h"
 #include "op.h"
 
@@ -80,3 +81,9 @@ ZTW_OP(getNumThreads) { return a.ret(static_cast<double>(at::get_num_threads()))
 ZTW_OP(liveTensors) { return a.ret(static_cast<double>(TensorHandle::Live())); }
 ZTW_OP(manualSeed) { torch::manual_seed(static_cast<uint64_t>(a.i64(0))); return a.undefined(); }
 ZTW_OP(configInfo) { return Napi::String::New(a.env(), at::show_config()); }
+// The caching allocator's state: bytes cached for reuse and in live tensors.
+ZTW_OP(allocatorStats) {
+  auto st = GetCacheStats();
+  return a.ret(std::vector<int64_t>{st.cachedBytes, st.liveBytes, st.hits, st.misses});
+}
+ZTW_OP(emptyCache) { EmptyCache(); return a.undefined(); }

@@ -1,0 +1,97 @@
+// The internal classifier (IC): conv 3x3 + ReLU, SDN pooling to 4x4 with a
+// learnable mix of max and average pooling, flatten, and a linear layer that
+// (with cascade connections) also reads the previous IC's logits.
+import { Module } from '../nn/module';
+import { Conv2d, LayerNorm, Linear } from '../nn/layers';
+import * as F from '../nn/functional';
+import { rand } from '../tensor/create';
+import { cat } from '../tensor/create';
+import type { Tensor } from '../tensor/tensor';
+
+export interface CascadeOptions {
+  /** Read the previous IC's logits (ZTW); false for SDN's independent heads. */
+  enabled: boolean;
+  /** Stop the gradient into the previous IC (the reference does; off for the ablation). */
+  detach?: boolean;
+  /** LayerNorm on the cascade input (the reference's ImageNet and RL runs). */
+  layerNorm?: boolean;
+}
+
+export interface ICHeadOptions {
+  /** Feature shape at the tap for one sample: [C, H, W], or [F] for a flat tap. */
+  tapShape: number[];
+  numClasses: number;
+  /** Classes of the previous IC's logits (0 for the first IC or without cascade). */
+  previousClasses?: number;
+  cascade?: CascadeOptions;
+  /** Conv stride: 2 on maps larger than 8 for 64x64 inputs, as the reference. */
+  stride?: number;
+  /** Conv output channels (default C; the reference uses C/4 on ImageNet). */
+  channels?: number;
+}
+
+/** SDN's pooling: alpha * maxpool_k + (1 - alpha) * avgpool_k, k = floor(S/4); none below 4x4. */
+export class SDNPool extends Module {
+  readonly kernel: number;
+  constructor(readonly size: number) {
+    super();
+    this.kernel = size >= 4 ? Math.floor(size / 4) : 1;
+    // One learnable scalar, uniform in [0, 1), not clamped (as the reference).
+    this.registerParameter('alpha', rand([1]));
+  }
+  get outSize(): number {
+    return this.size >= 4 ? Math.floor(this.size / this.kernel) : this.size;
+  }
+  forward(x: Tensor): Tensor {
+    if (this.size < 4) return x;
+    const a = this.param('alpha');
+    const mx = F.maxPool2d(x, this.kernel);
+    const av = F.avgPool2d(x, this.kernel);
+    // a*max + (1-a)*avg = avg + a*(max - avg)
+    return av.add(mx.sub(av).mul(a));
+  }
+}
+
+export class ICHead extends Module {
+  readonly conv?: Conv2d;
+  readonly pool?: SDNPool;
+  readonly cascadeNorm?: LayerNorm;
+  readonly fc: Linear;
+  readonly cascade: Required<CascadeOptions>;
+  readonly usesPrevious: boolean;
+
+  constructor(readonly options: ICHeadOptions) {
+    super();
+    this.cascade = { enabled: false, detach: true, layerNorm: false, ...options.cascade };
+    const prevK = this.cascade.enabled ? options.previousClasses ?? 0 : 0;
+    this.usesPrevious = prevK > 0;
+    let features: number;
+    if (options.tapShape.length === 3) {
+      const [c, s] = options.tapShape;
+      const stride = options.stride ?? 1;
+      const cout = options.channels ?? c;
+      this.conv = this.registerModule('conv', new Conv2d({ inChannels: c, outChannels: cout, kernelSize: 3, stride, padding: 1 }));
+      const s2 = Math.floor((s + 2 - 3) / stride) + 1;
+      this.pool = this.registerModule('pool', new SDNPool(s2));
+      features = cout * this.pool.outSize ** 2;
+    } else {
+      features = options.tapShape.reduce((a, b) => a * b, 1);
+    }
+    if (this.usesPrevious && this.cascade.layerNorm) this.cascadeNorm = this.registerModule('cascade_norm', new LayerNorm({ normalizedShape: [prevK] }));
+    this.fc = this.registerModule('fc', new Linear({ inFeatures: features + prevK, outFeatures: options.numClasses }));
+  }
+
+  /** Logits from the tap's features and, with cascade, the previous IC's logits. */
+  forward(features: Tensor, previousLogits?: Tensor): Tensor {
+    let h = features;
+    if (this.conv && this.pool) h = this.pool.forward(F.relu(this.conv.forward(h)));
+    h = h.flatten(1);
+    if (this.usesPrevious) {
+      if (!previousLogits) throw new Error('ICHead: this head has a cascade input; pass the previous IC\'s logits');
+      let p = this.cascade.detach ? previousLogits.detach() : previousLogits;
+      if (this.cascadeNorm) p = this.cascadeNorm.forward(p);
+      h = cat([h, p], 1);
+    }
+    return this.fc.forward(h);
+  }
+}
