@@ -3,9 +3,13 @@
 import { Command } from 'commander';
 import { registerFlops } from './flops';
 import { registerTrainBackbone } from './train-backbone';
+import { registerRun } from './experiment';
+import { registerDemo } from './demo';
 
 export async function main(argv: string[]): Promise<void> {
   const program = new Command('ztw').description('Zero Time Waste: early-exit neural networks on libtorch, from TypeScript').showHelpAfterError();
+  registerDemo(program);
+  registerRun(program);
   registerFlops(program);
   registerTrainBackbone(program);
   await program.parseAsync(argv);

@@ -55,7 +55,6 @@ export class ExitEnsembles extends Module {
 
   /** Ensemble for exit m alone, given only the first m+1 exits: [N, m+1, K] -> [N, K]. */
   forwardExit(m: number, logProbs: Tensor): Tensor {
-    const M = this.options.numExits;
     const w = this.memberWeights().narrow(0, m, 1).narrow(1, 0, m + 1).view(1, 1, m + 1); // [1,1,m+1]
     if (this.kind === 'geometric') {
       const z = w.matmul(logProbs).squeeze(1).add(this.param('bias').narrow(0, m, 1));
@@ -64,7 +63,6 @@ export class ExitEnsembles extends Module {
     const p = logProbs.exp();
     let s = w.matmul(p).squeeze(1);
     if (this.kind === 'additive') s = s.add(this.param('bias').narrow(0, m, 1).exp());
-    void M;
     return s.div(s.sum(-1, true)).log();
   }
 

@@ -1,0 +1,63 @@
+// Runs every exit once over a dataset and keeps its log-probabilities, so
+// that thresholds, patience and ensembles can all be evaluated offline.
+import { BatchLoader } from '../data/batchLoader';
+import type { ImageDataset, NormStats, AugmentSpec } from '../data/types';
+import * as F from '../nn/functional';
+import { stack, tensor } from '../tensor/create';
+import { noGrad } from '../tensor/grad';
+import { tidy } from '../tensor/scope';
+import type { Tensor } from '../tensor/tensor';
+import { batchTensors } from '../train/batches';
+import { createProgress } from '../util/progress';
+import type { EarlyExitNetwork } from './network';
+
+/** Exit log-probabilities [N, M, K] as one Float32Array, with labels. */
+export interface ExitLogProbs {
+  numSamples: number;
+  numExits: number;
+  numClasses: number;
+  logProbs: Float32Array;
+  labels: Int32Array;
+}
+
+export function collectExitLogProbs(net: EarlyExitNetwork, ds: ImageDataset, norm: NormStats, o: { batchSize?: number; augment?: AugmentSpec | false; seed?: number; silent?: boolean; label?: string } = {}): ExitLogProbs {
+  net.eval();
+  const M = net.numExits;
+  const K = net.backbone.numClasses;
+  const out = new Float32Array(ds.n * M * K);
+  const labels = new Int32Array(ds.n);
+  const loader = new BatchLoader(ds, { batchSize: o.batchSize ?? 256, shuffle: false, augment: o.augment ?? false, seed: o.seed ?? 0, norm });
+  const bar = createProgress({ total: ds.n, label: o.label ?? `exits on ${ds.name}`, unit: 'img', silent: o.silent });
+  let offset = 0;
+  noGrad(() => {
+    for (const b of loader.epoch(0)) {
+      tidy(() => {
+        const { x } = batchTensors(b, 'channels_last');
+        const lp = stack(net.allLogits(x).map((l) => F.logSoftmax(l, 1)), 1); // [n, M, K]
+        out.set(lp.data() as Float32Array, offset * M * K);
+      });
+      labels.set(b.y, offset);
+      offset += b.n;
+      bar.increment(b.n);
+    }
+  });
+  bar.stop();
+  return { numSamples: ds.n, numExits: M, numClasses: K, logProbs: out, labels };
+}
+
+export function logProbsTensor(e: ExitLogProbs): Tensor {
+  return tensor(e.logProbs, [e.numSamples, e.numExits, e.numClasses], 'float32');
+}
+
+/** Per-exit probability rows for the offline evaluator: probs[m] is [N*K]. */
+export function probsPerExit(e: ExitLogProbs): Float32Array[] {
+  const { numSamples: N, numExits: M, numClasses: K, logProbs } = e;
+  const probs = Array.from({ length: M }, () => new Float32Array(N * K));
+  for (let n = 0; n < N; n++)
+    for (let m = 0; m < M; m++) {
+      const src = (n * M + m) * K;
+      const dst = probs[m];
+      for (let k = 0; k < K; k++) dst[n * K + k] = Math.exp(logProbs[src + k]);
+    }
+  return probs;
+}

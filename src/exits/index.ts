@@ -1,0 +1,4 @@
+export * from './head';
+export * from './ensemble';
+export * from './network';
+export * from './methods';

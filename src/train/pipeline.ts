@@ -1,0 +1,181 @@
+// The whole experiment of the paper for one backbone and data set: the
+// backbone (shipped weights or trained), then per seed the SDN and ZTW heads,
+// the cached exit outputs, the ensembles, and the offline evaluation of every
+// method; finally the mean and std over seeds. Every stage writes its result
+// atomically and is skipped when its result exists, so a killed run resumes.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { LoadedDataset } from '../data/registry';
+import { subset } from '../data/dataset';
+import { createBackbone } from '../models/registry';
+import { backboneCost, moduleCost } from '../models/cost';
+import type { Backbone } from '../models/backbone';
+import { EarlyExitNetwork } from '../exits/network';
+import { ExitEnsembles, type EnsembleKind } from '../exits/ensemble';
+import { HEAD_CASCADE, methodSpec, type HeadKind } from '../exits/methods';
+import { collectExitLogProbs, probsPerExit, type ExitLogProbs } from '../exits/collect';
+import { evaluateMethod, type MethodEvaluation } from '../eval/evaluate';
+import type { CostModel } from '../eval/types';
+import { loadSafetensors, saveSafetensors } from '../io/safetensors';
+import { manualSeed, tensor, zeros } from '../tensor/create';
+import { dispose } from '../tensor/scope';
+import { writeFileAtomic } from '../util/atomic';
+import { trainBackbone, type BackboneRecipe } from './backbone';
+import { trainHeads, type HeadRecipe } from './heads';
+import { applyEnsembles, trainEnsembles, type EnsembleRecipe } from './ensemble';
+import { checkpointExists } from './checkpoint';
+
+export interface PipelineOptions {
+  arch: string;
+  data: LoadedDataset;
+  seeds: number[];
+  outDir: string;
+  /** Backbone weights (safetensors); without them the backbone is trained with backboneRecipe. */
+  backboneWeights?: string;
+  backboneRecipe?: BackboneRecipe;
+  headRecipe: Omit<HeadRecipe, 'seed' | 'weightDecay'> & { weightDecay?: number };
+  ensembleRecipe: Omit<EnsembleRecipe, 'seed' | 'kind'>;
+  methods: string[];
+  /** Evaluate on this many test/val samples only (quick runs). */
+  evalSubset?: number;
+  resume?: boolean;
+  silent?: boolean;
+  log?: (s: string) => void;
+}
+
+export interface SeedResult {
+  seed: number;
+  baseAccuracy: number;
+  methods: Record<string, MethodEvaluation>;
+  costs: Record<string, CostModel>;
+}
+
+const ensembleKindOf = (m: string): EnsembleKind | null => methodSpec(m).ensemble;
+
+export async function loadOrTrainBackbone(o: PipelineOptions): Promise<Backbone> {
+  const [c, h] = o.data.inputShape;
+  if (o.backboneWeights) {
+    const { tensors, metadata } = loadSafetensors(o.backboneWeights);
+    if (metadata.arch && metadata.arch !== o.arch) throw new Error(`${o.backboneWeights} holds a ${metadata.arch}, not a ${o.arch}`);
+    const model = createBackbone(o.arch, { numClasses: o.data.numClasses, inChannels: c, inputSize: h });
+    model.loadStateDict(tensors);
+    dispose([...tensors.values()]);
+    return model.toMemoryFormat('channels_last');
+  }
+  if (!o.backboneRecipe) throw new Error('no backbone weights given and no recipe to train one');
+  const dir = path.join(o.outDir, 'backbone');
+  const done = path.join(dir, 'backbone.safetensors');
+  if (fs.existsSync(done) && fs.existsSync(path.join(dir, 'summary.json'))) return loadOrTrainBackbone({ ...o, backboneWeights: done });
+  return (await trainBackbone(o.data, o.backboneRecipe, { outDir: dir, resume: o.resume ?? true, silent: o.silent, log: o.log })).model;
+}
+
+function saveExitLogProbs(file: string, e: ExitLogProbs): void {
+  saveSafetensors(file, new Map([['logProbs', tensor(e.logProbs, [e.numSamples, e.numExits, e.numClasses])], ['labels', tensor(e.labels, [e.numSamples], 'int32')]]));
+}
+function loadExitLogProbs(file: string): ExitLogProbs {
+  const { tensors } = loadSafetensors(file);
+  const lp = tensors.get('logProbs');
+  const lb = tensors.get('labels');
+  if (!lp || !lb) throw new Error(`${file}: not an exit-output cache`);
+  const [N, M, K] = lp.shape;
+  const out = { numSamples: N, numExits: M, numClasses: K, logProbs: lp.data() as Float32Array, labels: lb.data() as Int32Array };
+  dispose([lp, lb]);
+  return out;
+}
+function cached(file: string, make: () => ExitLogProbs): ExitLogProbs {
+  if (fs.existsSync(file)) return loadExitLogProbs(file);
+  const e = make();
+  saveExitLogProbs(file, e);
+  return e;
+}
+
+/** FLOPs of a sample leaving at each exit: backbone to the tap + heads so far (+ ensemble). */
+export function exitCostModel(net: EarlyExitNetwork, ensembles: ExitEnsembles | null): CostModel {
+  const bb = backboneCost(net.backbone);
+  const K = net.backbone.numClasses;
+  let headsSoFar = 0;
+  const exitCosts = net.heads.map((h, i) => {
+    const tap = net.backbone.taps[net.tapIndices[i]].shape;
+    headsSoFar += moduleCost(h, () => [zeros([1, ...tap]), zeros([1, K])]).flops;
+    return bb.taps[net.tapIndices[i]].flops + headsSoFar + (ensembles ? ensembles.exitFlops(i) : 0);
+  });
+  exitCosts.push(bb.flops + headsSoFar + (ensembles ? ensembles.exitFlops(net.heads.length) : 0));
+  return { exitCosts, baseCost: bb.flops };
+}
+
+const asOutputs = (e: ExitLogProbs) => ({ outputs: { numHeads: e.numExits, numSamples: e.numSamples, numClasses: e.numClasses, probs: probsPerExit(e) }, labels: e.labels });
+
+export async function runSeed(backbone: Backbone, o: PipelineOptions, seed: number): Promise<SeedResult> {
+  const log = o.log ?? ((s: string) => process.stderr.write(s + '\n'));
+  const dir = path.join(o.outDir, `seed${seed}`);
+  fs.mkdirSync(dir, { recursive: true });
+  const resultFile = path.join(dir, 'result.json');
+  if (o.resume !== false && fs.existsSync(resultFile)) {
+    log(`seed ${seed}: results exist (${resultFile}), reusing them`);
+    return JSON.parse(fs.readFileSync(resultFile, 'utf8'));
+  }
+  const test = o.evalSubset ? subset(o.data.test, o.evalSubset, 1) : o.data.test;
+  const val = o.data.val && (o.evalSubset ? subset(o.data.val, o.evalSubset, 2) : o.data.val);
+  const headKinds = [...new Set(o.methods.map((m) => methodSpec(m).heads))] as HeadKind[];
+  const result: SeedResult = { seed, baseAccuracy: NaN, methods: {}, costs: {} };
+
+  for (const kind of headKinds) {
+    manualSeed(seed * 7919 + headKinds.indexOf(kind));
+    const net = new EarlyExitNetwork(backbone, { cascade: HEAD_CASCADE[kind] });
+    net.heads.forEach((h) => h.toMemoryFormat('channels_last'));
+    const ckpt = path.join(dir, `heads-${kind}.ckpt.safetensors`);
+    const recipe: HeadRecipe = { ...o.headRecipe, weightDecay: o.headRecipe.weightDecay ?? backbone.weightDecay, seed };
+    log(`seed ${seed}: training ${kind.toUpperCase()} heads (${net.heads.length} ICs, ${recipe.epochs} epochs)`);
+    trainHeads(net, o.data, recipe, { checkpoint: ckpt, resume: o.resume !== false, silent: o.silent, log });
+    const valOut = val ? cached(path.join(dir, `outputs-${kind}-val.safetensors`), () => collectExitLogProbs(net, val, o.data.norm, { silent: o.silent, label: `${kind} exits on val` })) : undefined;
+    const testOut = cached(path.join(dir, `outputs-${kind}-test.safetensors`), () => collectExitLogProbs(net, test, o.data.norm, { silent: o.silent, label: `${kind} exits on test` }));
+    result.baseAccuracy = accuracyOfExit(testOut, testOut.numExits - 1);
+
+    for (const m of o.methods.filter((m) => methodSpec(m).heads === kind)) {
+      const ek = ensembleKindOf(m);
+      let ens: ExitEnsembles | null = null;
+      let tOut = testOut;
+      let vOut = valOut;
+      if (ek) {
+        // Ensemble inputs: one fixed augmented pass over the training set, as the reference.
+        const trainOut = cached(path.join(dir, `outputs-${kind}-train-aug.safetensors`), () => collectExitLogProbs(net, o.headRecipe.trainSubset ? subset(o.data.train, o.headRecipe.trainSubset, seed) : o.data.train, o.data.norm, { augment: o.data.augment, seed, silent: o.silent, label: `${kind} exits on train (augmented)` }));
+        const ensFile = path.join(dir, `ensemble-${m}.safetensors`);
+        ens = new ExitEnsembles({ numExits: trainOut.numExits, numClasses: trainOut.numClasses, kind: ek });
+        if (fs.existsSync(ensFile)) {
+          const { tensors } = loadSafetensors(ensFile);
+          ens.loadStateDict(tensors);
+          dispose([...tensors.values()]);
+        } else {
+          log(`seed ${seed}: training ${ek} ensembles for ${m} (${o.ensembleRecipe.epochs} epochs)`);
+          const trained = trainEnsembles(trainOut, { ...o.ensembleRecipe, kind: ek, seed }, { silent: o.silent }).ensembles;
+          ens.dispose();
+          ens = trained;
+          saveSafetensors(ensFile, ens.stateDict());
+        }
+        tOut = applyEnsembles(ens, testOut);
+        vOut = valOut && applyEnsembles(ens, valOut);
+      }
+      const costs = exitCostModel(net, ens);
+      result.costs[m] = costs;
+      result.methods[m] = evaluateMethod({ rule: methodSpec(m).rule, test: asOutputs(tOut), val: vOut && asOutputs(vOut), costs });
+      ens?.dispose();
+    }
+    net.heads.forEach((h) => h.dispose());
+  }
+  writeFileAtomic(resultFile, JSON.stringify(result));
+  return result;
+}
+
+function accuracyOfExit(e: ExitLogProbs, m: number): number {
+  const { numSamples: N, numExits: M, numClasses: K, logProbs, labels } = e;
+  let correct = 0;
+  for (let n = 0; n < N; n++) {
+    let best = 0;
+    const base = (n * M + m) * K;
+    for (let k = 1; k < K; k++) if (logProbs[base + k] > logProbs[base + best]) best = k;
+    if (best === labels[n]) correct++;
+  }
+  return (100 * correct) / N;
+}
+
+export { checkpointExists };
