@@ -1,6 +1,6 @@
 import { BudgetMode } from '../eval/budget';
 import { BudgetTableSummary, MeanStd, SeriesSummary } from '../eval/seeds';
-import { writeFileAtomic } from './atomic-write';
+import { writeFileAtomic } from '../util/atomic';
 import { escapeXml, formatBudget, formatMeanStd, formatNumber } from './format';
 
 export interface ReportMethod {

@@ -1,5 +1,5 @@
 export * from './format';
-export * from './atomic-write';
+
 export * from './svg-chart';
 export * from './plots';
 export * from './png';

@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import { Resvg } from '@resvg/resvg-js';
-import { writeFileAtomic } from './atomic-write';
+import { writeFileAtomic } from '../util/atomic';
 
 /**
  * Font files tried in addition to the system fonts. resvg draws no text at all without a
