@@ -1,0 +1,134 @@
+// Conv-BN inference fusion (src/nn/fused.ts): the folded convolution equals
+// conv followed by BN, and the cached folded weights follow in-place updates.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { BatchNorm2d, Conv2d } from '../../src/nn/layers';
+import { convBn } from '../../src/nn/fused';
+import { collectCosts } from '../../src/nn/profiler';
+import { createBackbone } from '../../src/models';
+import { manualSeed, rand, randn } from '../../src/tensor/create';
+import { noGrad } from '../../src/tensor/grad';
+import { tidy } from '../../src/tensor/scope';
+import type { Tensor } from '../../src/tensor/tensor';
+import { assertClose } from '../helpers/assert';
+
+/** A conv + BN pair with non-trivial affine parameters and running statistics. */
+function makePair(o: { bias?: boolean; groups?: number; stride?: number } = {}): { conv: Conv2d; bn: BatchNorm2d } {
+  const conv = new Conv2d({ inChannels: 8, outChannels: 8, kernelSize: 3, padding: 1, bias: o.bias ?? false, groups: o.groups ?? 1, stride: o.stride ?? 1 });
+  const bn = new BatchNorm2d({ numFeatures: 8 });
+  noGrad(() => {
+    const sd = bn.stateDict();
+    sd.get('weight')!.copy_(rand([8]).add(0.5));
+    sd.get('bias')!.copy_(randn([8]));
+    sd.get('running_mean')!.copy_(randn([8]).mul(0.3));
+    sd.get('running_var')!.copy_(rand([8]).add(0.2));
+  });
+  bn.eval();
+  conv.eval();
+  return { conv, bn };
+}
+
+/** Counts calls of bn.forward (the unfused path calls it; the fused one does not). */
+function spyForward(bn: BatchNorm2d): { calls: number } {
+  const counter = { calls: 0 };
+  const original = bn.forward.bind(bn);
+  bn.forward = (x: Tensor) => {
+    counter.calls++;
+    return original(x);
+  };
+  return counter;
+}
+
+const reference = (conv: Conv2d, bn: BatchNorm2d, x: Tensor): number[] => noGrad(() => tidy(() => bn.forward(conv.forward(x)).toNumbers()));
+
+for (const o of [{}, { bias: true }, { groups: 8 }, { groups: 2, stride: 2, bias: true }]) {
+  test(`eval-mode fused conv+BN equals the unfused pair within 1e-4 (${JSON.stringify(o)})`, () => {
+    manualSeed(3);
+    const { conv, bn } = makePair(o);
+    const x = randn([2, 8, 8, 8]);
+    const expected = reference(conv, bn, x);
+    const spy = spyForward(bn);
+    const fused = noGrad(() => tidy(() => convBn(conv, bn, x).toNumbers()));
+    assert.equal(spy.calls, 0, 'no-grad eval mode takes the fused path');
+    assertClose(fused, expected, { atol: 1e-4, rtol: 1e-4, what: 'fused vs unfused' });
+    // With the profiler on, fusion is off: the BN runs (and is counted).
+    const ops = collectCosts(() => noGrad(() => tidy(() => void convBn(conv, bn, x))));
+    assert.deepEqual(ops.map((op) => op.op), ['conv2d', 'batchNorm']);
+    assert.equal(spy.calls, 1);
+    conv.dispose();
+    bn.dispose();
+    x.dispose();
+  });
+}
+
+test('the fused weights are recomputed when a source tensor changes in place', () => {
+  manualSeed(4);
+  const { conv, bn } = makePair({ bias: true });
+  const x = randn([2, 8, 6, 6]);
+  const run = () => noGrad(() => tidy(() => convBn(conv, bn, x).toNumbers()));
+  const before = run();
+  assertClose(before, reference(conv, bn, x), { atol: 1e-4, what: 'initial' });
+  const sd = bn.stateDict();
+  const steps: [string, () => void][] = [
+    ['bn.weight.mul_(2)', () => sd.get('weight')!.mul_(2)],
+    ['bn.bias.add_(1)', () => sd.get('bias')!.add_(1)],
+    ['bn.running_mean.add_(0.5)', () => sd.get('running_mean')!.add_(0.5)],
+    ['bn.running_var.mul_(3)', () => sd.get('running_var')!.mul_(3)],
+    ['conv.weight.mul_(-1)', () => conv.weight.mul_(-1)],
+    ['conv.bias.add_(0.25)', () => conv.bias!.add_(0.25)],
+  ];
+  let previous = before;
+  for (const [what, change] of steps) {
+    noGrad(change);
+    const now = run();
+    assert.notDeepEqual(now, previous, `${what}: the output changed`);
+    assertClose(now, reference(conv, bn, x), { atol: 1e-4, rtol: 1e-4, what });
+    previous = now;
+  }
+  // A BN update in training mode (running stats move) is followed too.
+  bn.train();
+  noGrad(() => tidy(() => void bn.forward(randn([4, 8, 6, 6]).mul(2).add(1))));
+  bn.eval();
+  assertClose(run(), reference(conv, bn, x), { atol: 1e-4, rtol: 1e-4, what: 'after a training-mode BN step' });
+  // loadStateDict copies in place: also followed.
+  const other = makePair({ bias: true });
+  noGrad(() => other.bn.stateDict().get('weight')!.mul_(5));
+  bn.loadStateDict(other.bn.stateDict());
+  assertClose(run(), reference(conv, bn, x), { atol: 1e-4, rtol: 1e-4, what: 'after loadStateDict' });
+});
+
+test('fusion is off in training mode and when gradients to the parameters are wanted', () => {
+  manualSeed(5);
+  const { conv, bn } = makePair();
+  const spy = spyForward(bn);
+  const x = randn([2, 8, 6, 6]);
+  // Gradients on and parameters requiring them: the unfused path keeps autograd exact.
+  tidy(() => {
+    const y = convBn(conv, bn, x);
+    assert.equal(spy.calls, 1);
+    y.sum().backward();
+    assert.ok(conv.weight.grad && bn.weight!.grad, 'both conv and BN parameters get gradients');
+  });
+  conv.zeroGrad();
+  bn.zeroGrad();
+  bn.train();
+  noGrad(() => tidy(() => void convBn(conv, bn, x)));
+  assert.equal(spy.calls, 2, 'training-mode BN is never fused');
+});
+
+test('a whole eval-mode backbone: fused forward equals the unfused (profiled) forward', () => {
+  manualSeed(6);
+  const m = createBackbone('resnet20');
+  // Give the BNs non-trivial statistics with a few training-mode batches.
+  m.train();
+  noGrad(() => tidy(() => {
+    for (let i = 0; i < 3; i++) m.forward(randn([8, 3, 32, 32]).mul(1.5).add(0.3));
+  }));
+  m.eval();
+  const x = randn([3, 3, 32, 32]);
+  const fused = noGrad(() => tidy(() => m.forward(x).toNumbers()));
+  let unfused: number[] = [];
+  collectCosts(() => noGrad(() => tidy(() => void (unfused = m.forward(x).toNumbers()))));
+  assertClose(fused, unfused, { atol: 1e-4, rtol: 1e-4, what: 'resnet20 fused vs unfused' });
+  m.dispose();
+});
