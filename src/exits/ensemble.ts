@@ -4,7 +4,7 @@
 // q_m = softmax(z_m). Additive: q_m ∝ sum_j exp(w_mj) p_j + exp(b_m).
 // Mean: q_m = mean_{j<=m} p_j.
 import { Module } from '../nn/module';
-import { tensor, zeros, randn } from '../tensor/create';
+import { tensor, zeros, randn, stack } from '../tensor/create';
 import * as F from '../nn/functional';
 import type { Tensor } from '../tensor/tensor';
 
@@ -64,6 +64,18 @@ export class ExitEnsembles extends Module {
     let s = w.matmul(p).squeeze(1);
     if (this.kind === 'additive') s = s.add(this.param('bias').narrow(0, m, 1).exp());
     return s.div(s.sum(-1, true)).log();
+  }
+
+  /**
+   * Every exit's ensemble computed exactly as inference computes it, one exit
+   * at a time (forward() batches them, which may differ in the last bit):
+   * offline evaluation uses this so that it matches online exits exactly.
+   */
+  forwardPerExit(logProbs: Tensor): Tensor {
+    const M = this.options.numExits;
+    const outs: Tensor[] = [];
+    for (let m = 0; m < M; m++) outs.push(this.forwardExit(m, logProbs.narrow(1, 0, m + 1)));
+    return stack(outs, 1);
   }
 
   /** FLOPs of exit m's ensemble for one sample: weighted sum of m+1 members, bias, softmax. */

@@ -8,7 +8,6 @@ import { Adam } from '../optim/adam';
 import { manualSeed, randperm, tensor } from '../tensor/create';
 import { noGrad } from '../tensor/grad';
 import { keep, tidy } from '../tensor/scope';
-import type { Tensor } from '../tensor/tensor';
 import { createProgress } from '../util/progress';
 
 export interface EnsembleRecipe { kind: EnsembleKind; epochs: number; lr: number; batchSize: number; seed: number }
@@ -55,6 +54,6 @@ export function trainEnsembles(inputs: ExitLogProbs, recipe: EnsembleRecipe, o: 
 
 /** Ensemble outputs for cached exit log-probabilities: the same layout, now log q. */
 export function applyEnsembles(ens: ExitEnsembles, inputs: ExitLogProbs): ExitLogProbs {
-  const out = noGrad(() => tidy(() => (ens.forward(logProbsTensor(inputs)) as Tensor).data() as Float32Array));
+  const out = noGrad(() => tidy(() => ens.forwardPerExit(logProbsTensor(inputs)).data() as Float32Array));
   return { ...inputs, logProbs: out };
 }
