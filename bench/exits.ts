@@ -1,0 +1,74 @@
+// npm run bench:exits [-- --json] [--run DIR] [--method ztw]
+// Measured, not assumed: for several thresholds, the mean cost fraction from
+// the cost model against the measured wall-clock fraction of the plain
+// backbone, at batch 1 and batch 128, with accuracy. Uses a trained model
+// from an experiment directory (default: the demo's).
+import { Command } from 'commander';
+import * as path from 'node:path';
+import { loadDataset, subset, BatchLoader } from '../src/data';
+import { loadTrainedModel } from '../src/exits';
+import { EarlyExitRuntime } from '../src/runtime/early-exit';
+import { exitCostModel } from '../src/train/pipeline';
+import { batchTensors } from '../src/train/batches';
+import { noGrad, tidy, setNumThreads, type Tensor } from '../src/tensor';
+import { median, round } from './common';
+
+const cli = new Command()
+  .option('--json', 'print one JSON document')
+  .option('--run <dir>', 'experiment directory with seed0/', path.join('runs', 'demo'))
+  .option('--backbone <file>', 'backbone weights', path.join('models', 'fashion-mnist-resnet56', 'backbone.safetensors'))
+  .option('--arch <name>', 'backbone', 'resnet56')
+  .option('--method <name>', 'sdn | ztw', 'ztw')
+  .option('--taus <list>', 'thresholds', '0.5,0.8,0.9,0.95,0.99,0.999')
+  .option('--samples <n>', 'test samples for batch 128', '1024')
+  .option('--samples1 <n>', 'test samples for batch 1', '128')
+  .option('--threads <n>', 'threads', '2')
+  .option('--repeats <n>', 'timed repeats (median)', '3')
+  .parse();
+const o = cli.opts();
+
+(async () => {
+  setNumThreads(Number(o.threads));
+  const data = await loadDataset('fashion-mnist', { silent: true });
+  const { net, ensembles } = loadTrainedModel({ arch: o.arch, numClasses: data.numClasses, inputShape: data.inputShape, backbone: o.backbone, seedDir: path.join(o.run, 'seed0'), method: o.method });
+  const costs = exitCostModel(net, ensembles);
+  const runtime = new EarlyExitRuntime(net, ensembles, costs);
+  const rows: Record<string, number | string>[] = [];
+  for (const batch of [1, 128]) {
+    const n = Number(batch === 1 ? o.samples1 : o.samples);
+    const ds = subset(data.test, n, 5);
+    const loader = new BatchLoader(ds, { batchSize: batch, shuffle: false, norm: data.norm });
+    const batches: { x: Tensor; y: Int32Array }[] = [...loader.epoch(0)].map((b) => ({ x: batchTensors(b, 'channels_last').x.keep(), y: b.y }));
+    const timeIt = (fn: (x: Tensor) => void): number => {
+      const ts: number[] = [];
+      for (let r = 0; r < Number(o.repeats) + 1; r++) {
+        const t0 = process.hrtime.bigint();
+        for (const b of batches) tidy(() => fn(b.x));
+        if (r > 0) ts.push(Number(process.hrtime.bigint() - t0) / 1e9); // the first is warm-up
+      }
+      return median(ts);
+    };
+    const plain = timeIt((x) => noGrad(() => void net.backbone.forward(x)));
+    for (const tau of String(o.taus).split(',').map(Number)) {
+      let cost = 0;
+      let correct = 0;
+      const t = timeIt((x) => void runtime.run(x, { kind: 'confidence', tau }));
+      for (const b of batches)
+        tidy(() => {
+          const r = runtime.run(b.x, { kind: 'confidence', tau });
+          r.cost.forEach((c) => (cost += c));
+          r.prediction.forEach((p, i) => (correct += p === b.y[i] ? 1 : 0));
+        });
+      const row = { runtime: 'libtorch', batch, tau, cost_fraction: round(cost / n / costs.baseCost, 3), time_fraction: round(t / plain, 3), accuracy: round((100 * correct) / n, 2), plain_ms_per_sample: round((1000 * plain) / n, 3), exit_ms_per_sample: round((1000 * t) / n, 3) };
+      rows.push(row);
+      if (!o.json) process.stderr.write(`batch ${batch} tau ${tau}: cost ${row.cost_fraction}, time ${row.time_fraction}, acc ${row.accuracy}%\n`);
+    }
+    for (const b of batches) b.x.dispose();
+  }
+  if (o.json) console.log(JSON.stringify({ model: { arch: o.arch, method: o.method, run: o.run }, rows }));
+  else {
+    console.log('| batch | tau | cost fraction | time fraction | accuracy % | plain ms/sample | early-exit ms/sample |');
+    console.log('|---|---|---|---|---|---|---|');
+    for (const r of rows) console.log(`| ${r.batch} | ${r.tau} | ${r.cost_fraction} | ${r.time_fraction} | ${r.accuracy} | ${r.plain_ms_per_sample} | ${r.exit_ms_per_sample} |`);
+  }
+})();
