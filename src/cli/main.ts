@@ -5,11 +5,13 @@ import { registerFlops } from './flops';
 import { registerTrainBackbone } from './train-backbone';
 import { registerRun } from './experiment';
 import { registerDemo } from './demo';
+import { registerStages } from './stages';
 
 export async function main(argv: string[]): Promise<void> {
   const program = new Command('ztw').description('Zero Time Waste: early-exit neural networks on libtorch, from TypeScript').showHelpAfterError();
   registerDemo(program);
   registerRun(program);
+  registerStages(program);
   registerFlops(program);
   registerTrainBackbone(program);
   await program.parseAsync(argv);

@@ -24,7 +24,9 @@ function canFuse(conv: Conv2d, bn: BatchNorm2d): boolean {
 }
 
 function folded(conv: Conv2d, bn: BatchNorm2d): Folded {
-  const sources = [conv.weight, conv.bias, bn.weight, bn.bias, bn.runningMean, bn.runningVar].filter((t): t is Tensor => t !== undefined);
+  // libtorch's batch_norm updates the running statistics without bumping their
+  // version, so a training-mode BN step is seen through num_batches_tracked.
+  const sources = [conv.weight, conv.bias, bn.weight, bn.bias, bn.runningMean, bn.runningVar, bn.numBatchesTracked].filter((t): t is Tensor => t !== undefined);
   const hit = cache.get(bn);
   if (hit && hit.sources.length === sources.length && hit.sources.every((t, i) => t.handle === sources[i].handle)) {
     const v = versionsOf(sources);

@@ -71,6 +71,8 @@ export class BatchNorm2d extends Module {
   get bias(): Tensor | undefined { return this.param('bias'); }
   get runningMean(): Tensor | undefined { return this.buffer('running_mean'); }
   get runningVar(): Tensor | undefined { return this.buffer('running_var'); }
+  /** Incremented in place by every training-mode forward: the one update of the running statistics that bumps a version (libtorch's batch_norm kernel writes them without). */
+  get numBatchesTracked(): Tensor | undefined { return this.buffer('num_batches_tracked'); }
   forward(x: Tensor): Tensor {
     const useBatchStats = this.training || !this.runningMean;
     if (this.training && this.runningMean) this.buffer('num_batches_tracked').add_(1);

@@ -39,6 +39,8 @@ export interface PipelineOptions {
   /** Evaluate on this many test/val samples only (quick runs). */
   evalSubset?: number;
   resume?: boolean;
+  /** false: stages whose results are missing fail instead of training (ztw eval). */
+  trainMissing?: boolean;
   silent?: boolean;
   log?: (s: string) => void;
 }
@@ -105,14 +107,64 @@ export function exitCostModel(net: EarlyExitNetwork, ensembles: ExitEnsembles | 
 
 const asOutputs = (e: ExitLogProbs) => ({ outputs: { numHeads: e.numExits, numSamples: e.numSamples, numClasses: e.numClasses, probs: probsPerExit(e) }, labels: e.labels });
 
+const seedDir = (o: PipelineOptions, seed: number): string => path.join(o.outDir, `seed${seed}`);
+
+/** The heads of one kind for a seed: trained (or resumed) unless o.trainMissing is false. */
+export function headsStage(backbone: Backbone, o: PipelineOptions, seed: number, kind: HeadKind): EarlyExitNetwork {
+  const log = o.log ?? ((s: string) => process.stderr.write(s + '\n'));
+  const dir = seedDir(o, seed);
+  fs.mkdirSync(dir, { recursive: true });
+  manualSeed(seed * 7919 + (kind === 'sdn' ? 0 : 1));
+  const net = new EarlyExitNetwork(backbone, { cascade: HEAD_CASCADE[kind] });
+  net.heads.forEach((h) => h.toMemoryFormat('channels_last'));
+  const ckpt = path.join(dir, `heads-${kind}.ckpt.safetensors`);
+  const recipe: HeadRecipe = { ...o.headRecipe, weightDecay: o.headRecipe.weightDecay ?? backbone.weightDecay, seed };
+  if (o.trainMissing === false && !fs.existsSync(ckpt)) throw new Error(`no trained ${kind} heads in ${dir}; run \`ztw train-ics --heads ${kind}\` first`);
+  if (o.trainMissing !== false) log(`seed ${seed}: ${kind.toUpperCase()} heads (${net.heads.length} ICs, ${recipe.epochs} epochs)`);
+  const progress = trainHeads(net, o.data, o.trainMissing === false ? { ...recipe, epochs: 0 } : recipe, { checkpoint: ckpt, resume: true, silent: o.silent, log });
+  if (o.trainMissing === false && progress.epoch === 0) throw new Error(`${ckpt} holds no trained epoch`);
+  return net;
+}
+
+/** The ensemble of a method (null for methods without one), trained on cached augmented train outputs. */
+export function ensembleStage(net: EarlyExitNetwork, o: PipelineOptions, seed: number, method: string): ExitEnsembles | null {
+  const ek = ensembleKindOf(method);
+  if (!ek) return null;
+  const log = o.log ?? ((s: string) => process.stderr.write(s + '\n'));
+  const dir = seedDir(o, seed);
+  const kind = methodSpec(method).heads;
+  const ensFile = path.join(dir, `ensemble-${method}.safetensors`);
+  const ens = new ExitEnsembles({ numExits: net.numExits, numClasses: net.backbone.numClasses, kind: ek });
+  if (fs.existsSync(ensFile)) {
+    const { tensors } = loadSafetensors(ensFile);
+    ens.loadStateDict(tensors);
+    dispose([...tensors.values()]);
+    return ens;
+  }
+  if (ek === 'mean') return ens;
+  if (o.trainMissing === false) throw new Error(`no trained ensemble for ${method} in ${dir}; run \`ztw train-ensemble --method ${method}\` first`);
+  // Ensemble inputs: one fixed augmented pass over the training set, as the reference.
+  const train = o.headRecipe.trainSubset ? subset(o.data.train, o.headRecipe.trainSubset, seed) : o.data.train;
+  const trainOut = cached(path.join(dir, `outputs-${kind}-train-aug.safetensors`), () => collectExitLogProbs(net, train, o.data.norm, { augment: o.data.augment, seed, silent: o.silent, label: `${kind} exits on train (augmented)` }));
+  log(`seed ${seed}: training ${ek} ensembles for ${method} (${o.ensembleRecipe.epochs} epochs)`);
+  ens.dispose();
+  const trained = trainEnsembles(trainOut, { ...o.ensembleRecipe, kind: ek, seed }, { silent: o.silent }).ensembles;
+  saveSafetensors(ensFile, trained.stateDict());
+  return trained;
+}
+
 export async function runSeed(backbone: Backbone, o: PipelineOptions, seed: number): Promise<SeedResult> {
   const log = o.log ?? ((s: string) => process.stderr.write(s + '\n'));
-  const dir = path.join(o.outDir, `seed${seed}`);
+  const dir = seedDir(o, seed);
+  if (o.resume === false) fs.rmSync(dir, { recursive: true, force: true }); // afresh: no stage is reused
   fs.mkdirSync(dir, { recursive: true });
   const resultFile = path.join(dir, 'result.json');
   if (o.resume !== false && fs.existsSync(resultFile)) {
-    log(`seed ${seed}: results exist (${resultFile}), reusing them`);
-    return JSON.parse(fs.readFileSync(resultFile, 'utf8'));
+    const previous = JSON.parse(fs.readFileSync(resultFile, 'utf8')) as SeedResult;
+    if (o.methods.every((m) => previous.methods[m])) {
+      log(`seed ${seed}: results exist (${resultFile}), reusing them`);
+      return previous;
+    }
   }
   const test = o.evalSubset ? subset(o.data.test, o.evalSubset, 1) : o.data.test;
   const val = o.data.val && (o.evalSubset ? subset(o.data.val, o.evalSubset, 2) : o.data.val);
@@ -120,41 +172,15 @@ export async function runSeed(backbone: Backbone, o: PipelineOptions, seed: numb
   const result: SeedResult = { seed, baseAccuracy: NaN, methods: {}, costs: {} };
 
   for (const kind of headKinds) {
-    manualSeed(seed * 7919 + headKinds.indexOf(kind));
-    const net = new EarlyExitNetwork(backbone, { cascade: HEAD_CASCADE[kind] });
-    net.heads.forEach((h) => h.toMemoryFormat('channels_last'));
-    const ckpt = path.join(dir, `heads-${kind}.ckpt.safetensors`);
-    const recipe: HeadRecipe = { ...o.headRecipe, weightDecay: o.headRecipe.weightDecay ?? backbone.weightDecay, seed };
-    log(`seed ${seed}: training ${kind.toUpperCase()} heads (${net.heads.length} ICs, ${recipe.epochs} epochs)`);
-    trainHeads(net, o.data, recipe, { checkpoint: ckpt, resume: o.resume !== false, silent: o.silent, log });
+    const net = headsStage(backbone, o, seed, kind);
     const valOut = val ? cached(path.join(dir, `outputs-${kind}-val.safetensors`), () => collectExitLogProbs(net, val, o.data.norm, { silent: o.silent, label: `${kind} exits on val` })) : undefined;
     const testOut = cached(path.join(dir, `outputs-${kind}-test.safetensors`), () => collectExitLogProbs(net, test, o.data.norm, { silent: o.silent, label: `${kind} exits on test` }));
     result.baseAccuracy = accuracyOfExit(testOut, testOut.numExits - 1);
 
     for (const m of o.methods.filter((m) => methodSpec(m).heads === kind)) {
-      const ek = ensembleKindOf(m);
-      let ens: ExitEnsembles | null = null;
-      let tOut = testOut;
-      let vOut = valOut;
-      if (ek) {
-        // Ensemble inputs: one fixed augmented pass over the training set, as the reference.
-        const trainOut = cached(path.join(dir, `outputs-${kind}-train-aug.safetensors`), () => collectExitLogProbs(net, o.headRecipe.trainSubset ? subset(o.data.train, o.headRecipe.trainSubset, seed) : o.data.train, o.data.norm, { augment: o.data.augment, seed, silent: o.silent, label: `${kind} exits on train (augmented)` }));
-        const ensFile = path.join(dir, `ensemble-${m}.safetensors`);
-        ens = new ExitEnsembles({ numExits: trainOut.numExits, numClasses: trainOut.numClasses, kind: ek });
-        if (fs.existsSync(ensFile)) {
-          const { tensors } = loadSafetensors(ensFile);
-          ens.loadStateDict(tensors);
-          dispose([...tensors.values()]);
-        } else {
-          log(`seed ${seed}: training ${ek} ensembles for ${m} (${o.ensembleRecipe.epochs} epochs)`);
-          const trained = trainEnsembles(trainOut, { ...o.ensembleRecipe, kind: ek, seed }, { silent: o.silent }).ensembles;
-          ens.dispose();
-          ens = trained;
-          saveSafetensors(ensFile, ens.stateDict());
-        }
-        tOut = applyEnsembles(ens, testOut);
-        vOut = valOut && applyEnsembles(ens, valOut);
-      }
+      const ens = ensembleStage(net, o, seed, m);
+      const tOut = ens ? applyEnsembles(ens, testOut) : testOut;
+      const vOut = ens ? valOut && applyEnsembles(ens, valOut) : valOut;
       const costs = exitCostModel(net, ens);
       result.costs[m] = costs;
       result.methods[m] = evaluateMethod({ rule: methodSpec(m).rule, test: asOutputs(tOut), val: vOut && asOutputs(vOut), costs });
