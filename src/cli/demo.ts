@@ -17,7 +17,7 @@ export function registerDemo(program: Command): void {
       .command('demo')
       .description('Zero Time Waste end to end on Fashion-MNIST in a few minutes (ResNet-56 backbone shipped with the project)')
       .option('--out <dir>', 'output directory', path.join('runs', 'demo'))
-      .option('--ic-epochs <n>', 'IC epochs', '3')
+      .option('--ic-epochs <n>', 'IC epochs', '2')
       .option('--ensemble-epochs <n>', 'ensemble epochs', '150')
       .option('--seeds <n>', 'seeds', '1'),
   ).action(async (o) => {
@@ -26,7 +26,7 @@ export function registerDemo(program: Command): void {
     await runExperiment({
       arch: 'resnet56', data: 'fashion-mnist', seeds: [...Array(positiveInt('--seeds', o.seeds)).keys()], out: o.out, backbone,
       backboneEpochs: 1, headEpochs: positiveInt('--ic-epochs', o.icEpochs), ensembleEpochs: positiveInt('--ensemble-epochs', o.ensembleEpochs),
-      trainSubset: o.trainSubset ? positiveInt('--train-subset', o.trainSubset) : 12000, evalSubset: o.evalSubset ? positiveInt('--eval-subset', o.evalSubset) : undefined,
+      trainSubset: o.trainSubset ? positiveInt('--train-subset', o.trainSubset) : 8000, evalSubset: o.evalSubset ? positiveInt('--eval-subset', o.evalSubset) : undefined,
       methods: parseMethods(o.methods, DEFAULT_METHODS), json: o.json, resume: o.resume,
     });
   });
