@@ -98,10 +98,11 @@ export async function trainBackbone(data: LoadedDataset, recipe: BackboneRecipe,
       bar.increment(1, { loss: lossSum / seen, acc: (100 * correct) / seen, 'img/s': Math.round(seen / Math.max(secs, 1e-3)) });
     }
     bar.stop();
+    const epochLr = opt.lr;
     sched.step();
     const valAcc = data.val ? accuracy(model, data.val, data.norm, { format: 'channels_last' }) : null;
     progress.epoch = epoch + 1;
-    progress.history.push({ epoch: epoch + 1, loss: lossSum / seen, trainAcc: (100 * correct) / seen, valAcc, lr: opt.lr, seconds: (Date.now() - t0) / 1000 });
+    progress.history.push({ epoch: epoch + 1, loss: lossSum / seen, trainAcc: (100 * correct) / seen, valAcc, lr: epochLr, seconds: (Date.now() - t0) / 1000 });
     saveCheckpoint(ckpt, { modules: { model }, optimizers: { sgd: opt }, progress });
     log(`epoch ${epoch + 1}: loss ${(lossSum / seen).toFixed(4)}, train ${((100 * correct) / seen).toFixed(2)}%` + (valAcc === null ? '' : `, val ${valAcc.toFixed(2)}%`));
   }
