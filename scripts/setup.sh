@@ -22,7 +22,8 @@ fi
 
 if [ ! -d node_modules ] || [ package.json -nt node_modules/.package-lock.json ] || [ ! -f build/Release/ztw_native.node ]; then
   echo "ztw setup: npm install" >&2
-  npm install --no-audit --no-fund
+  # onnxruntime-node ships its CPU binaries; its install step would try a download.
+  ONNXRUNTIME_NODE_INSTALL=skip npm install --no-audit --no-fund
 fi
 node scripts/build-native.js
 npx tsc -p tsconfig.json
