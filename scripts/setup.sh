@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for pkg in libtorch-dev libopenblas0-pthread python3-torch fonts-dejavu-core; do
+for pkg in libtorch-dev libopenblas0-pthread python3-torch fonts-dejavu-core chromium; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 # A user who builds against another libtorch (LIBTORCH=/path) does not need Debian's.

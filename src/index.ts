@@ -11,3 +11,5 @@ export * as data from './data';
 export * as evaluation from './eval';
 export * as report from './report';
 export * as training from './train';
+export * from './export/export';
+export * from './runtime/onnx';

@@ -6,6 +6,7 @@ import { registerTrainBackbone } from './train-backbone';
 import { registerRun } from './experiment';
 import { registerDemo } from './demo';
 import { registerStages } from './stages';
+import { registerExport } from './export';
 
 export async function main(argv: string[]): Promise<void> {
   const program = new Command('ztw').description('Zero Time Waste: early-exit neural networks on libtorch, from TypeScript').showHelpAfterError();
@@ -14,5 +15,6 @@ export async function main(argv: string[]): Promise<void> {
   registerStages(program);
   registerFlops(program);
   registerTrainBackbone(program);
+  registerExport(program);
   await program.parseAsync(argv);
 }

@@ -1,0 +1,200 @@
+// Exports a trained early-exit network as ONNX graphs, one per stage, and a
+// manifest: backbone segment m (the image, or the features at the previous
+// exit's tap, -> the features at exit m's tap; the last segment ends in the
+// logits), head m (features [+ previous logits] -> logits, log-probs,
+// probs) and, with an ensemble, ensemble m (log-probs of exits 0..m ->
+// probs). Each graph is traced from one real run of the module (tracer.ts),
+// in eval mode, so batch norm arrives folded into the convolutions exactly
+// where the libtorch runtime folds it (nn/fused.ts).
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { EarlyExitNetwork } from '../exits/network';
+import type { ExitEnsembles } from '../exits/ensemble';
+import type { CostModel } from '../eval/types';
+import * as F from '../nn/functional';
+import { randn, stack } from '../tensor/create';
+import { noGrad } from '../tensor/grad';
+import { tidy } from '../tensor/scope';
+import type { Tensor } from '../tensor/tensor';
+import type { NativeHandle } from '../tensor/native';
+import { writeFileAtomic } from '../util/atomic';
+import { exitCostModel } from '../train/pipeline';
+import { encodeModel, type OnnxGraph } from './onnx-proto';
+import { withTracer, type Tracer } from './tracer';
+import { MANIFEST_FORMAT, MANIFEST_VERSION, checkPolicy, validateManifest, type EarlyExitManifest, type ExitPolicy, type ManifestExit, type ManifestStage, type Preprocess } from '../runtime/onnx-core';
+
+export const DEFAULT_OPSET = 17;
+export const MANIFEST_FILE = 'manifest.json';
+
+export interface ExportOptions {
+  net: EarlyExitNetwork;
+  ensembles?: ExitEnsembles | null;
+  outDir: string;
+  /** Exit costs (default: the pipeline's cost model of this network and ensemble). */
+  costs?: CostModel;
+  /** The exit rule recorded in the manifest (default: confidence, tau 0.9). */
+  policy?: ExitPolicy;
+  classNames?: string[];
+  /** Input normalisation (default: pixels / 255, mean 0, std 1, no padding). */
+  preprocess?: Partial<Preprocess>;
+  method?: string | null;
+  opset?: number;
+  /** Extra facts for the manifest (data set, seed, source files). */
+  info?: Record<string, unknown>;
+  /** Batch of the tracing run (any size > 1; the graphs take any batch). */
+  traceBatch?: number;
+}
+
+export interface ExportResult {
+  dir: string;
+  manifest: EarlyExitManifest;
+  /** Files written, manifest last. */
+  files: string[];
+}
+
+function constantNames(net: EarlyExitNetwork, ens: ExitEnsembles | null): Map<NativeHandle, string> {
+  const names = new Map<NativeHandle, string>();
+  for (const [k, t] of net.stateDict()) names.set(t.handle, k);
+  if (ens) for (const [k, t] of ens.stateDict()) names.set(t.handle, `ensemble.${k}`);
+  return names;
+}
+
+/** Exports net (and its ensembles) to outDir; returns the manifest written there. */
+export function exportEarlyExit(o: ExportOptions): ExportResult {
+  const { net } = o;
+  const ens = o.ensembles ?? null;
+  const backbone = net.backbone;
+  const M = net.numExits;
+  const K = backbone.numClasses;
+  if (ens && (ens.options.numExits !== M || ens.options.numClasses !== K)) throw new Error(`export: the ensembles cover ${ens.options.numExits} exits x ${ens.options.numClasses} classes, the network has ${M} x ${K}`);
+  const policy = o.policy ?? { kind: 'confidence', tau: 0.9 };
+  checkPolicy(policy, M);
+  const classNames = o.classNames ?? Array.from({ length: K }, (_, k) => String(k));
+  if (classNames.length !== K) throw new Error(`export: ${classNames.length} class names for ${K} classes`);
+  const opset = o.opset ?? DEFAULT_OPSET;
+  const B = o.traceBatch ?? 2;
+  if (!Number.isInteger(B) || B < 2) throw new RangeError('export: traceBatch must be an integer >= 2 (a batch of 1 hides batch-dependent reshapes)');
+
+  const wasTraining = net.training;
+  const ensWasTraining = ens?.training ?? false;
+  const costs = o.costs ?? exitCostModel(net, ens);
+  if (costs.exitCosts.length !== M) throw new Error(`export: ${costs.exitCosts.length} exit costs for ${M} exits`);
+
+  const graphs: { file: string; graph: OnnxGraph; stage: ManifestStage }[] = [];
+  net.eval();
+  ens?.eval();
+  try {
+    noGrad(() =>
+      tidy(() =>
+        withTracer(constantNames(net, ens), (tr) => {
+          const add = (file: string, kind: ManifestStage['kind'], exit: number, doc: string): void => {
+            const graph = tr.endGraph(doc);
+            graphs.push({ file, graph, stage: { file, kind, exit, inputs: graph.inputs.map((v) => v.name), outputs: graph.outputs.map((v) => v.name) } });
+          };
+          const x = randn([B, ...backbone.inputShape]);
+          const logProbs: Tensor[] = [];
+          const headOutputs = (logits: Tensor): void => {
+            const lp = F.logSoftmax(logits, 1);
+            tr.output('logits', logits);
+            tr.output('log_probs', lp);
+            tr.output('probs', lp.exp());
+            logProbs.push(lp);
+          };
+          const ensemble = (m: number): void => {
+            if (!ens) return;
+            tr.beginGraph(`ensemble_${m}`);
+            logProbs.forEach((lp, j) => tr.input(`log_probs_${j}`, lp));
+            const logQ = ens.forwardExit(m, stack(logProbs, 1));
+            tr.output('log_q', logQ);
+            tr.output('probs', logQ.exp());
+            add(`ensemble_${m}.onnx`, 'ensemble', m, `${ens.kind} ensemble of exits 0..${m}: log-probs -> log q, probs`);
+          };
+
+          tr.beginGraph('segment_0');
+          tr.input('x', x);
+          const gen = backbone.staged(x);
+          let tap = 0;
+          let exit = 0;
+          let prevLogits: Tensor | undefined;
+          for (let r = gen.next(); ; r = gen.next()) {
+            if (r.done) {
+              headOutputs(r.value);
+              add(`segment_${exit}.onnx`, 'segment', exit, `backbone from ${exit ? `tap ${net.tapIndices[exit - 1]}` : 'the input'} to the logits`);
+              ensemble(exit);
+              break;
+            }
+            if (!net.tapIndices.includes(tap++)) continue;
+            const features = r.value;
+            tr.output('features', features);
+            add(`segment_${exit}.onnx`, 'segment', exit, `backbone from ${exit ? `tap ${net.tapIndices[exit - 1]}` : 'the input'} to tap ${tap - 1} (${backbone.taps[tap - 1].name})`);
+            const head = net.heads[exit];
+            tr.beginGraph(`head_${exit}`);
+            tr.input('features', features);
+            if (head.usesPrevious) tr.input('prev_logits', prevLogits as Tensor);
+            const logits = head.forward(features, exit > 0 ? prevLogits : undefined);
+            headOutputs(logits);
+            add(`head_${exit}.onnx`, 'head', exit, `internal classifier ${exit} at tap ${tap - 1}`);
+            prevLogits = logits;
+            ensemble(exit);
+            exit++;
+            tr.beginGraph(`segment_${exit}`);
+            tr.input('x', features);
+          }
+        }),
+      ),
+    );
+  } finally {
+    net.train(wasTraining);
+    ens?.train(ensWasTraining);
+  }
+
+  const byKind = (kind: ManifestStage['kind'], m: number): string | null => graphs.find((g) => g.stage.kind === kind && g.stage.exit === m)?.file ?? null;
+  const exits: ManifestExit[] = Array.from({ length: M }, (_, m) => {
+    const final = m === M - 1;
+    const t = final ? null : net.tapIndices[m];
+    return {
+      index: m,
+      kind: final ? 'final' : 'ic',
+      tap: t,
+      tapName: t === null ? null : backbone.taps[t].name,
+      cost: costs.exitCosts[m],
+      segment: byKind('segment', m) as string,
+      head: final ? null : byKind('head', m),
+      ensemble: byKind('ensemble', m),
+      usesPreviousLogits: final ? false : net.heads[m].usesPrevious,
+    };
+  });
+  const [C, H, W] = backbone.inputShape;
+  const pre: Preprocess = { scale: 1 / 255, mean: new Array(C).fill(0), std: new Array(C).fill(1), sourceShape: [C, H, W], pad: 0, ...o.preprocess };
+  const manifest: EarlyExitManifest = validateManifest({
+    format: MANIFEST_FORMAT,
+    version: MANIFEST_VERSION,
+    opset,
+    arch: backbone.arch,
+    method: o.method ?? null,
+    ensemble: ens ? ens.kind : null,
+    numClasses: K,
+    classNames,
+    inputShape: backbone.inputShape,
+    preprocess: pre,
+    policy,
+    costs: { unit: 'flops', exitCosts: [...costs.exitCosts], baseCost: costs.baseCost },
+    exits,
+    stages: graphs.map((g) => g.stage),
+    info: o.info,
+  });
+
+  fs.mkdirSync(o.outDir, { recursive: true });
+  const files: string[] = [];
+  for (const g of graphs) {
+    const file = path.join(o.outDir, g.file);
+    writeFileAtomic(file, encodeModel(g.graph, { opset, metadata: { 'ztw.stage': g.stage.kind, 'ztw.exit': String(g.stage.exit) } }));
+    files.push(file);
+  }
+  const mf = path.join(o.outDir, MANIFEST_FILE);
+  writeFileAtomic(mf, JSON.stringify(manifest, null, 1) + '\n');
+  files.push(mf);
+  return { dir: o.outDir, manifest, files };
+}
+
+export type { Tracer };

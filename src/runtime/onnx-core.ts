@@ -1,0 +1,416 @@
+// Early-exit inference over exported ONNX stages, for any onnxruntime build:
+// the caller passes the `ort` module (onnxruntime-node in Node,
+// onnxruntime-web in a browser) and a file reader. Same algorithm as the
+// libtorch runtime (src/runtime/early-exit.ts): the batch runs segment by
+// segment; after each exit the rule decides, the samples that leave are
+// answered, and only the rest are carried on.
+//
+// This file must stay free of runtime imports (type imports only): the demo
+// server hands its compiled form to the browser as an ES module.
+import type { ExitResult } from './early-exit';
+import type { ExitPolicy } from './policy';
+
+export type { ExitResult, ExitPolicy };
+
+export const MANIFEST_FORMAT = 'ztw-early-exit-onnx';
+export const MANIFEST_VERSION = 1;
+
+export interface ManifestExit {
+  /** 0-based exit index; the last one is the backbone's classifier. */
+  index: number;
+  kind: 'ic' | 'final';
+  /** Backbone tap index (ICs only). */
+  tap: number | null;
+  tapName: string | null;
+  /** Cost model: FLOPs of one sample that leaves here (backbone so far + heads so far + ensemble). */
+  cost: number;
+  /** Segment graph: input `x` (the image, or the previous exit's tap features) -> `features` (ICs) or `logits`, `log_probs`, `probs` (final). */
+  segment: string;
+  /** Head graph: `features` [+ `prev_logits`] -> `logits`, `log_probs`, `probs` (ICs only). */
+  head: string | null;
+  /** Ensemble graph: `log_probs_0` .. `log_probs_m` -> `log_q`, `probs` (when the method has an ensemble). */
+  ensemble: string | null;
+  usesPreviousLogits: boolean;
+}
+
+export interface ManifestStage {
+  file: string;
+  kind: 'segment' | 'head' | 'ensemble';
+  exit: number;
+  inputs: string[];
+  outputs: string[];
+}
+
+export interface Preprocess {
+  /** Multiply raw pixels by this (1/255: pixels 0..255 to [0, 1]). */
+  scale: number;
+  /** Per-channel mean and std of the scaled pixels; input = (pixel * scale - mean) / std. */
+  mean: number[];
+  std: number[];
+  /** Raw images are [C, h, w] of this shape and zero-padded (raw value 0) by `pad` on each side to the input shape. */
+  sourceShape: number[];
+  pad: number;
+}
+
+export interface EarlyExitManifest {
+  format: typeof MANIFEST_FORMAT;
+  version: number;
+  opset: number;
+  arch: string;
+  /** Method name (ztw, sdn, pbee, ...) when known. */
+  method: string | null;
+  ensemble: 'geometric' | 'additive' | 'mean' | null;
+  numClasses: number;
+  classNames: string[];
+  /** One sample's input: [C, H, W]. */
+  inputShape: number[];
+  preprocess: Preprocess;
+  /** The exit rule the model was exported for (callers may pass another). */
+  policy: ExitPolicy;
+  costs: { unit: string; exitCosts: number[]; baseCost: number };
+  exits: ManifestExit[];
+  /** Every graph in the order the runtime runs them. */
+  stages: ManifestStage[];
+  /** Anything else worth knowing (data set, seed, exporter's check). */
+  info?: Record<string, unknown>;
+}
+
+// ---- the parts of onnxruntime's API used here (common to node and web) ----
+export interface OrtTensorLike {
+  readonly data: unknown;
+  readonly dims: readonly number[];
+  readonly type: string;
+  dispose?(): void;
+}
+export interface OrtSessionLike {
+  readonly inputNames: readonly string[];
+  readonly outputNames: readonly string[];
+  run(feeds: Record<string, OrtTensorLike>): Promise<Record<string, OrtTensorLike>>;
+  release?(): Promise<void>;
+}
+export interface OrtModuleLike {
+  InferenceSession: { create(model: any, options?: any): Promise<OrtSessionLike> }; // eslint-disable-line @typescript-eslint/no-explicit-any
+  Tensor: new (type: 'float32', data: Float32Array, dims: readonly number[]) => OrtTensorLike;
+}
+
+/** Reads one file of the exported model: bytes, or (Node) a path onnxruntime opens itself. */
+export type ModelFileReader = (file: string) => Promise<Uint8Array | ArrayBuffer | string>;
+
+export class ManifestError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ManifestError';
+  }
+}
+
+const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const isNumArray = (v: unknown, n?: number): v is number[] => Array.isArray(v) && v.every((x) => typeof x === 'number' && Number.isFinite(x)) && (n === undefined || v.length === n);
+const isFileName = (v: unknown): v is string => typeof v === 'string' && /^[A-Za-z0-9_.-]+\.onnx$/.test(v) && !v.startsWith('.');
+
+/** Same rules as the libtorch runtime's validatePolicy. */
+export function checkPolicy(p: ExitPolicy, numExits: number): void {
+  if (!isObj(p)) throw new TypeError('exit policy: expected { kind: "confidence", tau } or { kind: "patience", patience }');
+  if (p.kind === 'confidence') {
+    if (typeof p.tau !== 'number' || Number.isNaN(p.tau) || p.tau < 0) throw new RangeError(`exit policy: tau must be a number >= 0 (tau > 1 never exits early), got ${p.tau}`);
+  } else if (p.kind === 'patience') {
+    if (!Number.isInteger(p.patience) || p.patience < 1) throw new RangeError(`exit policy: patience must be an integer >= 1, got ${p.patience}`);
+    if (p.patience > numExits) throw new RangeError(`exit policy: patience ${p.patience} exceeds the ${numExits} exits`);
+  } else {
+    throw new TypeError(`exit policy: unknown kind '${(p as { kind: string }).kind}' (confidence or patience)`);
+  }
+}
+
+/** Checks a parsed manifest.json thoroughly; every problem is named. */
+export function validateManifest(m: unknown): EarlyExitManifest {
+  const bad = (why: string): never => {
+    throw new ManifestError(`manifest: ${why}`);
+  };
+  if (!isObj(m)) bad('not a JSON object');
+  const o = m as Record<string, unknown>;
+  if (o.format !== MANIFEST_FORMAT) bad(`format is ${JSON.stringify(o.format)}, expected "${MANIFEST_FORMAT}"`);
+  if (o.version !== MANIFEST_VERSION) bad(`version ${JSON.stringify(o.version)} is not supported (this runtime reads version ${MANIFEST_VERSION})`);
+  if (!Number.isInteger(o.numClasses) || (o.numClasses as number) < 1) bad('numClasses must be a positive integer');
+  const K = o.numClasses as number;
+  if (!Array.isArray(o.classNames) || o.classNames.length !== K || !o.classNames.every((s) => typeof s === 'string')) bad(`classNames must be ${K} strings`);
+  if (!isNumArray(o.inputShape, 3) || !o.inputShape.every((d) => Number.isInteger(d) && d > 0)) bad('inputShape must be [C, H, W], positive integers, e.g. [1, 32, 32]');
+  const pre = o.preprocess;
+  if (!isObj(pre)) bad('preprocess missing');
+  const p = pre as Record<string, unknown>;
+  const C = (o.inputShape as number[])[0];
+  if (typeof p.scale !== 'number' || !isNumArray(p.mean, C) || !isNumArray(p.std, C) || !(p.std as number[]).every((s) => s > 0)) bad(`preprocess needs scale, and mean and std (> 0) for ${C} channel(s)`);
+  if (!isNumArray(p.sourceShape, 3) || !Number.isInteger(p.pad) || (p.pad as number) < 0) bad('preprocess needs sourceShape [C, h, w] and an integer pad >= 0');
+  const [sc, sh, sw] = p.sourceShape as number[];
+  const [, H, W] = o.inputShape as number[];
+  if (sc !== C || sh + 2 * (p.pad as number) !== H || sw + 2 * (p.pad as number) !== W) bad(`preprocess: sourceShape [${p.sourceShape}] padded by ${p.pad} is not the inputShape [${o.inputShape}]`);
+  const exits = o.exits;
+  if (!Array.isArray(exits) || exits.length < 1) bad('exits must be a non-empty array');
+  const M = (exits as unknown[]).length;
+  const ens = o.ensemble;
+  if (ens !== null && ens !== 'geometric' && ens !== 'additive' && ens !== 'mean') bad(`ensemble ${JSON.stringify(ens)} unknown`);
+  (exits as unknown[]).forEach((e, i) => {
+    if (!isObj(e)) bad(`exits[${i}] is not an object`);
+    const x = e as Record<string, unknown>;
+    if (x.index !== i) bad(`exits[${i}].index is ${x.index}`);
+    const last = i === M - 1;
+    if (x.kind !== (last ? 'final' : 'ic')) bad(`exits[${i}].kind must be '${last ? 'final' : 'ic'}'`);
+    if (!isFileName(x.segment)) bad(`exits[${i}].segment must be a .onnx file name in the model folder`);
+    if (last ? x.head !== null : !isFileName(x.head)) bad(`exits[${i}].head must be ${last ? 'null' : 'a .onnx file name'}`);
+    if (ens ? !isFileName(x.ensemble) : x.ensemble !== null) bad(`exits[${i}].ensemble must be ${ens ? 'a .onnx file name' : 'null (no ensemble)'}`);
+    if (typeof x.cost !== 'number' || !(x.cost >= 0)) bad(`exits[${i}].cost must be a number >= 0`);
+    if (typeof x.usesPreviousLogits !== 'boolean' || (x.usesPreviousLogits && i === 0)) bad(`exits[${i}].usesPreviousLogits must be a boolean (false for exit 0)`);
+  });
+  const costs = o.costs;
+  if (!isObj(costs) || !isNumArray(costs.exitCosts, M) || typeof costs.baseCost !== 'number' || !(costs.baseCost > 0)) bad(`costs needs ${M} exitCosts and a baseCost > 0`);
+  if (!Array.isArray(o.stages)) bad('stages must be an array');
+  try {
+    checkPolicy(o.policy as ExitPolicy, M);
+  } catch (e) {
+    bad(`policy: ${(e as Error).message}`);
+  }
+  return m as EarlyExitManifest;
+}
+
+/**
+ * Raw pixels (0..255, [C, h, w] of preprocess.sourceShape, row-major; several
+ * images back to back) -> normalised network input [N, C, H, W], exactly as
+ * the training data loader does it.
+ */
+export function preprocessPixels(pixels: ArrayLike<number>, m: Pick<EarlyExitManifest, 'preprocess' | 'inputShape'>): Float32Array {
+  const { scale, mean, std, sourceShape, pad } = m.preprocess;
+  const [C, H, W] = m.inputShape;
+  const [c, h, w] = sourceShape;
+  if (c !== C || h + 2 * pad !== H || w + 2 * pad !== W) throw new RangeError(`preprocess: source [${sourceShape}] padded by ${pad} is not the input [${m.inputShape}]`);
+  const per = c * h * w;
+  if (pixels.length === 0 || pixels.length % per) throw new RangeError(`preprocess: expected a multiple of ${per} pixels ([${sourceShape}] per image), got ${pixels.length}`);
+  const n = pixels.length / per;
+  const out = new Float32Array(n * C * H * W);
+  for (let i = 0; i < n; i++)
+    for (let ch = 0; ch < C; ch++) {
+      const value = (v: number): number => (v * scale - mean[ch]) / std[ch];
+      const base = (i * C + ch) * H * W;
+      out.fill(value(0), base, base + H * W);
+      for (let y = 0; y < h; y++)
+        for (let x = 0; x < w; x++) out[base + (y + pad) * W + x + pad] = value(pixels[i * per + (ch * h + y) * w + x]);
+    }
+  return out;
+}
+
+const prod = (a: readonly number[]): number => a.reduce((s, d) => s * d, 1);
+
+/** Rows idx of a row-major [n, rowSize] array. */
+function takeRows(data: Float32Array, rowSize: number, idx: Int32Array): Float32Array {
+  const out = new Float32Array(idx.length * rowSize);
+  for (let i = 0; i < idx.length; i++) out.set(data.subarray(idx[i] * rowSize, (idx[i] + 1) * rowSize), i * rowSize);
+  return out;
+}
+
+interface Dense {
+  data: Float32Array;
+  dims: number[];
+}
+
+export interface RunInput {
+  data: Float32Array;
+  /** [N, C, H, W]; inferred from the data's length when omitted. */
+  dims?: number[];
+}
+
+export interface StageTiming {
+  /** Milliseconds spent in onnxruntime per stage file, summed over the call. */
+  [file: string]: number;
+}
+
+export class OnnxEarlyExitRuntime {
+  readonly numExits: number;
+  readonly numClasses: number;
+  /** Milliseconds per stage of the last call. */
+  lastTimings: StageTiming = {};
+
+  private constructor(
+    private readonly ort: OrtModuleLike,
+    readonly manifest: EarlyExitManifest,
+    private readonly sessions: Map<string, OrtSessionLike>,
+  ) {
+    this.numExits = manifest.exits.length;
+    this.numClasses = manifest.numClasses;
+  }
+
+  /** Opens every stage of a validated manifest (sessions are created one by one). */
+  static async load(ort: OrtModuleLike, manifest: unknown, read: ModelFileReader, sessionOptions?: unknown): Promise<OnnxEarlyExitRuntime> {
+    const m = validateManifest(manifest);
+    const files = new Set<string>();
+    for (const e of m.exits) for (const f of [e.segment, e.head, e.ensemble]) if (f) files.add(f);
+    const sessions = new Map<string, OrtSessionLike>();
+    try {
+      for (const f of files) {
+        let src: Uint8Array | ArrayBuffer | string;
+        try {
+          src = await read(f);
+        } catch (e) {
+          throw new ManifestError(`model file ${f}: ${(e as Error).message}`);
+        }
+        const model = src instanceof ArrayBuffer ? new Uint8Array(src) : src;
+        const s = await ort.InferenceSession.create(model, sessionOptions);
+        sessions.set(f, s);
+      }
+      const rt = new OnnxEarlyExitRuntime(ort, m, sessions);
+      rt.checkGraphs();
+      return rt;
+    } catch (e) {
+      for (const s of sessions.values()) await s.release?.();
+      throw e;
+    }
+  }
+
+  /** The graphs' inputs and outputs must be the ones the runtime feeds and reads. */
+  private checkGraphs(): void {
+    const want = (file: string, inputs: string[], outputs: string[]): void => {
+      const s = this.sessions.get(file) as OrtSessionLike;
+      const missingIn = inputs.filter((n) => !s.inputNames.includes(n));
+      const extraIn = s.inputNames.filter((n) => !inputs.includes(n));
+      const missingOut = outputs.filter((n) => !s.outputNames.includes(n));
+      if (missingIn.length || extraIn.length || missingOut.length)
+        throw new ManifestError(`${file}: graph has inputs [${s.inputNames}] and outputs [${s.outputNames}]; the runtime needs inputs [${inputs}] and outputs [${outputs}]`);
+    };
+    for (const e of this.manifest.exits) {
+      const final = e.kind === 'final';
+      want(e.segment, ['x'], final ? ['logits', 'log_probs', 'probs'] : ['features']);
+      if (e.head) want(e.head, e.usesPreviousLogits ? ['features', 'prev_logits'] : ['features'], ['logits', 'log_probs', 'probs']);
+      if (e.ensemble) want(e.ensemble, [...Array(e.index + 1).keys()].map((j) => `log_probs_${j}`), ['probs']);
+    }
+  }
+
+  async release(): Promise<void> {
+    for (const s of this.sessions.values()) await s.release?.();
+    this.sessions.clear();
+  }
+
+  private checkInput(input: Float32Array | RunInput): Dense {
+    const data = input instanceof Float32Array ? input : input?.data;
+    const shape = this.manifest.inputShape;
+    if (!(data instanceof Float32Array)) throw new TypeError('early-exit inference: input must be a Float32Array (or { data: Float32Array, dims })');
+    const per = prod(shape);
+    const dims = input instanceof Float32Array ? [data.length / per, ...shape] : input.dims ?? [data.length / per, ...shape];
+    if (dims.length !== shape.length + 1 || dims.slice(1).join(',') !== shape.join(',') || !Number.isInteger(dims[0]) || dims[0] < 1)
+      throw new RangeError(`early-exit inference: input must be [N, ${shape.join(', ')}], got [${dims.join(', ')}]${input instanceof Float32Array ? ` (from ${data.length} values)` : ''}`);
+    if (data.length !== prod(dims)) throw new RangeError(`early-exit inference: input [${dims.join(', ')}] needs ${prod(dims)} values, got ${data.length}`);
+    for (let i = 0; i < data.length; i++) if (Number.isNaN(data[i])) throw new RangeError('early-exit inference: input contains NaN');
+    return { data, dims };
+  }
+
+  private async stage(file: string, feeds: Record<string, Dense>): Promise<Record<string, Dense>> {
+    const s = this.sessions.get(file);
+    if (!s) throw new Error(`stage ${file} is not loaded (runtime released?)`);
+    const t = Object.fromEntries(Object.entries(feeds).map(([k, v]) => [k, new this.ort.Tensor('float32', v.data, v.dims)]));
+    const t0 = now();
+    const out = await s.run(t);
+    this.lastTimings[file] = (this.lastTimings[file] ?? 0) + now() - t0;
+    const res: Record<string, Dense> = {};
+    for (const [k, v] of Object.entries(out)) {
+      if (!(v.data instanceof Float32Array)) throw new Error(`${file}: output ${k} is ${v.type}, expected float32`);
+      res[k] = { data: v.data, dims: [...v.dims] };
+    }
+    return res;
+  }
+
+  /**
+   * Conditional inference on a batch: per sample the prediction, the
+   * probabilities of the exit that answered, the exit index and its cost.
+   */
+  async run(input: Float32Array | RunInput, policy: ExitPolicy = this.manifest.policy): Promise<ExitResult> {
+    checkPolicy(policy, this.numExits);
+    const x = this.checkInput(input);
+    this.lastTimings = {};
+    const N = x.dims[0];
+    const K = this.numClasses;
+    const M = this.numExits;
+    const res: ExitResult = { prediction: new Int32Array(N), probs: new Float32Array(N * K), exitIndex: new Int32Array(N), cost: new Float64Array(N) };
+    let rows = Int32Array.from({ length: N }, (_, i) => i); // original index of every running sample
+    let feats: Dense = x;
+    let prevLogits: Dense | undefined;
+    let logProbs: Dense[] = [];
+    let lastArg: Int32Array | undefined;
+    let streak: Int32Array | undefined;
+    for (let m = 0; m < M; m++) {
+      const e = this.manifest.exits[m];
+      const final = e.kind === 'final';
+      const seg = await this.stage(e.segment, { x: feats });
+      const out = final ? seg : await this.stage(e.head as string, e.usesPreviousLogits ? { features: seg.features, prev_logits: prevLogits as Dense } : { features: seg.features });
+      logProbs.push(out.log_probs);
+      const p = e.ensemble ? (await this.stage(e.ensemble, Object.fromEntries(logProbs.map((lp, j) => [`log_probs_${j}`, lp])))).probs : out.probs;
+      const n = rows.length;
+      const arg = argmaxRows(p.data, n, K);
+      const leave = new Uint8Array(n);
+      if (final) leave.fill(1);
+      else if (policy.kind === 'confidence') {
+        for (let i = 0; i < n; i++) leave[i] = p.data[i * K + arg[i]] > policy.tau ? 1 : 0;
+      } else {
+        const s = new Int32Array(n);
+        for (let i = 0; i < n; i++) s[i] = lastArg && streak ? (arg[i] === lastArg[i] ? streak[i] + 1 : 1) : 1;
+        streak = s;
+        lastArg = arg;
+        for (let i = 0; i < n; i++) leave[i] = s[i] >= policy.patience ? 1 : 0;
+      }
+      const stay: number[] = [];
+      for (let i = 0; i < n; i++) {
+        if (!leave[i]) {
+          stay.push(i);
+          continue;
+        }
+        const r = rows[i];
+        res.prediction[r] = arg[i];
+        res.exitIndex[r] = m;
+        res.cost[r] = e.cost;
+        res.probs.set(p.data.subarray(i * K, (i + 1) * K), r * K);
+      }
+      if (final || stay.length === 0) break;
+      if (stay.length < n) {
+        const idx = Int32Array.from(stay);
+        const f = seg.features;
+        const rowSize = prod(f.dims.slice(1));
+        feats = { data: takeRows(f.data, rowSize, idx), dims: [idx.length, ...f.dims.slice(1)] };
+        prevLogits = { data: takeRows(out.logits.data, K, idx), dims: [idx.length, K] };
+        logProbs = logProbs.map((lp) => ({ data: takeRows(lp.data, K, idx), dims: [idx.length, K] }));
+        rows = Int32Array.from(stay, (i) => rows[i]);
+        if (lastArg) lastArg = Int32Array.from(stay, (i) => (lastArg as Int32Array)[i]);
+        if (streak) streak = Int32Array.from(stay, (i) => (streak as Int32Array)[i]);
+      } else {
+        feats = seg.features;
+        prevLogits = out.logits;
+      }
+    }
+    return res;
+  }
+
+  /** Every exit's probabilities (ensembled when the method has an ensemble) for a batch: [M][N * K]. */
+  async allExits(input: Float32Array | RunInput): Promise<Float32Array[]> {
+    const x = this.checkInput(input);
+    this.lastTimings = {};
+    const probs: Float32Array[] = [];
+    let feats: Dense = x;
+    let prevLogits: Dense | undefined;
+    const logProbs: Dense[] = [];
+    for (const e of this.manifest.exits) {
+      const seg = await this.stage(e.segment, { x: feats });
+      const out = e.kind === 'final' ? seg : await this.stage(e.head as string, e.usesPreviousLogits ? { features: seg.features, prev_logits: prevLogits as Dense } : { features: seg.features });
+      logProbs.push(out.log_probs);
+      probs.push(e.ensemble ? (await this.stage(e.ensemble, Object.fromEntries(logProbs.map((lp, j) => [`log_probs_${j}`, lp])))).probs.data : out.probs.data);
+      feats = seg.features;
+      prevLogits = out.logits;
+    }
+    return probs;
+  }
+}
+
+/** First index of the maximum of each row (torch.argmax's choice on ties). */
+export function argmaxRows(p: Float32Array, n: number, K: number): Int32Array {
+  const out = new Int32Array(n);
+  for (let i = 0; i < n; i++) {
+    let best = 0;
+    for (let k = 1; k < K; k++) if (p[i * K + k] > p[i * K + best]) best = k;
+    out[i] = best;
+  }
+  return out;
+}
+
+const now = (): number => (typeof performance !== 'undefined' ? performance.now() : Date.now());

@@ -1,0 +1,207 @@
+// Export round trips: every stage graph, run by onnxruntime-node, equals the
+// libtorch network it was traced from (probabilities within 1e-4), for
+// folded conv-BN (ResNet), standalone BN and dropout (WRN), cascades or
+// none, the three ensembles, tap subsets, channels-last weights and any
+// batch size; and the tracer refuses what it cannot export exactly.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { tinyNetwork, FASHION_CLASSES } from './model';
+import { exportEarlyExit } from '../../src/export/export';
+import { decodeModel, encodeModel } from '../../src/export/onnx-proto';
+import { ExportError, withTracer } from '../../src/export/tracer';
+import { libtorchExitProbs } from '../../src/export/verify';
+import { loadOnnxEarlyExit } from '../../src/runtime/onnx';
+import { native } from '../../src/tensor/native';
+import * as F from '../../src/nn/functional';
+import { randn, tensor } from '../../src/tensor/create';
+import { noGrad } from '../../src/tensor/grad';
+import { tidy } from '../../src/tensor/scope';
+import type { EnsembleKind } from '../../src/exits/ensemble';
+
+function tmpDir(t: { after: (fn: () => void) => void }): string {
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), 'ztw-export-'));
+  t.after(() => fs.rmSync(d, { recursive: true, force: true }));
+  return d;
+}
+
+const maxDiff = (a: Float32Array[], b: Float32Array[]): number => Math.max(...a.map((x, m) => x.reduce((d, v, i) => Math.max(d, Math.abs(v - b[m][i])), 0)));
+
+async function roundTrip(t: { after: (fn: () => void) => void }, o: Parameters<typeof tinyNetwork>[0], batches = [1, 5]) {
+  const dir = tmpDir(t);
+  const { net, ensembles } = tinyNetwork(o);
+  const r = exportEarlyExit({ net, ensembles, outDir: dir, classNames: FASHION_CLASSES });
+  const rt = await loadOnnxEarlyExit(dir, { threads: 1 });
+  t.after(() => rt.release());
+  for (const n of batches) {
+    const x = randn([n, 1, 32, 32]);
+    const ref = libtorchExitProbs(net, ensembles, x);
+    const got = await rt.allExits(x.data() as Float32Array);
+    assert.equal(got.length, net.numExits);
+    const d = maxDiff(got, ref);
+    assert.ok(d < 1e-4, `${JSON.stringify(o)} batch ${n}: max |p_onnx - p_libtorch| = ${d}`);
+    x.dispose();
+  }
+  return { dir, manifest: r.manifest, net, ensembles, files: r.files };
+}
+
+test('ResNet with folded conv-BN, cascade and geometric ensembles: ONNX equals libtorch at any batch size', async (t) => {
+  const { dir, manifest, files } = await roundTrip(t, { channelsLast: true, ensemble: 'geometric' }, [1, 5, 16]);
+  const M = manifest.exits.length;
+  assert.equal(M, 4);
+  assert.deepEqual(manifest.stages.map((s) => s.file), ['segment_0.onnx', 'head_0.onnx', 'ensemble_0.onnx', 'segment_1.onnx', 'head_1.onnx', 'ensemble_1.onnx', 'segment_2.onnx', 'head_2.onnx', 'ensemble_2.onnx', 'segment_3.onnx', 'ensemble_3.onnx']);
+  assert.equal(path.basename(files[files.length - 1]), 'manifest.json');
+  assert.deepEqual(manifest.exits.map((e) => e.tap), [0, 1, 2, null]);
+  assert.deepEqual(manifest.exits.map((e) => e.usesPreviousLogits), [false, true, true, false]);
+  assert.equal(manifest.ensemble, 'geometric');
+  assert.equal(manifest.classNames[9], 'Ankle boot');
+  assert.ok(manifest.exits.every((e, m) => m === 0 || e.cost > manifest.exits[m - 1].cost), 'costs grow with the exit');
+  for (const s of manifest.stages) {
+    const g = decodeModel(fs.readFileSync(path.join(dir, s.file)));
+    assert.equal(g.opset, manifest.opset);
+    assert.deepEqual(g.graph.inputs.map((v) => v.name), s.inputs);
+    assert.ok(g.graph.inputs.every((v) => v.shape[0] === 'N'), `${s.file}: symbolic batch`);
+    if (s.kind === 'segment') {
+      const ops = g.graph.nodes.map((n) => n.op);
+      assert.ok(!ops.includes('BatchNormalization'), `${s.file}: BN folded into the convolutions`);
+      if (s.exit < M - 1) assert.ok(ops.includes('Conv'), s.file);
+      else assert.ok(ops.includes('Gemm') && ops.includes('GlobalAveragePool'), s.file);
+    }
+  }
+  assert.deepEqual(decodeModel(fs.readFileSync(path.join(dir, 'ensemble_3.onnx'))).graph.outputs.map((v) => v.name), ['log_q', 'probs']);
+  assert.deepEqual(decodeModel(fs.readFileSync(path.join(dir, 'head_1.onnx'))).graph.inputs.map((v) => v.name), ['features', 'prev_logits']);
+  const seg0 = decodeModel(fs.readFileSync(path.join(dir, 'segment_0.onnx')));
+  assert.deepEqual(seg0.graph.outputs[0].shape, ['N', 16, 32, 32]);
+});
+
+test('WRN (standalone BN, dropout), a subset of taps, SDN heads without ensemble', async (t) => {
+  const { dir, manifest } = await roundTrip(t, { arch: 'wrn8', taps: [0, 2], cascade: false, ensemble: null });
+  assert.equal(manifest.exits.length, 3);
+  assert.deepEqual(manifest.exits.map((e) => e.tap), [0, 2, null]);
+  assert.equal(manifest.ensemble, null);
+  assert.ok(manifest.exits.every((e) => e.ensemble === null && !e.usesPreviousLogits));
+  const ops = decodeModel(fs.readFileSync(path.join(dir, 'segment_2.onnx'))).graph.nodes.map((n) => n.op);
+  assert.ok(ops.includes('BatchNormalization'), 'the pre-activation BN has no conv to fold into');
+});
+
+for (const kind of ['additive', 'mean'] as EnsembleKind[])
+  test(`${kind} ensembles: ONNX equals libtorch`, async (t) => {
+    const { manifest } = await roundTrip(t, { ensemble: kind, seed: 5 }, [3]);
+    assert.equal(manifest.ensemble, kind);
+  });
+
+test('export refuses mismatched parts and bad options', (t) => {
+  const dir = tmpDir(t);
+  const { net, ensembles } = tinyNetwork({ taps: [1] });
+  const other = tinyNetwork().ensembles;
+  assert.throws(() => exportEarlyExit({ net, ensembles: other, outDir: dir }), /ensembles cover 4 exits .* the network has 2/);
+  assert.throws(() => exportEarlyExit({ net, ensembles, outDir: dir, policy: { kind: 'confidence', tau: -1 } }), /tau must be/);
+  assert.throws(() => exportEarlyExit({ net, ensembles, outDir: dir, policy: { kind: 'patience', patience: 3 } }), /exceeds the 2 exits/);
+  assert.throws(() => exportEarlyExit({ net, ensembles, outDir: dir, classNames: ['a'] }), /1 class names for 10 classes/);
+  assert.throws(() => exportEarlyExit({ net, ensembles, outDir: dir, traceBatch: 1 }), /traceBatch/);
+  assert.deepEqual(fs.readdirSync(dir), [], 'nothing written');
+});
+
+test('the tracer fails loudly on what it cannot export, and always restores the op table', () => {
+  const add = native.add;
+  const conv = native.conv2d;
+  const trace = (fn: (x: ReturnType<typeof randn>) => ReturnType<typeof randn>) =>
+    noGrad(() =>
+      tidy(() =>
+        withTracer(new Map(), (tr) => {
+          tr.beginGraph('g');
+          const x = randn([2, 4]);
+          tr.input('x', x);
+          tr.output('y', fn(x));
+          return tr.endGraph();
+        }),
+      ),
+    );
+  assert.throws(() => trace((x) => F.dropout(x, 0.5, true)), (e: Error) => e instanceof ExportError && /dropout in training mode/.test(e.message));
+  assert.throws(() => trace((x) => (x.sum().item() > 0 ? x : x.neg())), /reads the data of a traced tensor/);
+  assert.throws(() => trace((x) => x.sort(1).values), /op 'sort' has no ONNX export rule/);
+  assert.throws(() => trace((x) => x.add_(1)), /in-place op 'add_'/);
+  assert.throws(() => trace((x) => x.view(8)), /does not keep the batch dimension/);
+  assert.throws(() => trace((x) => x.narrow(0, 0, 1)), /along the batch dimension/);
+  assert.throws(() => trace(() => tensor([[1, 2]])), /does not depend on the graph's inputs/);
+  assert.throws(() => trace((x) => x.sum(0, true)), /lost the batch dimension/);
+  // A value of an earlier graph read without being an input.
+  assert.throws(
+    () =>
+      noGrad(() =>
+        tidy(() =>
+          withTracer(new Map(), (tr) => {
+            tr.beginGraph('a');
+            const x = randn([2, 4]);
+            tr.input('x', x);
+            const h = x.relu();
+            tr.output('h', h);
+            tr.endGraph();
+            tr.beginGraph('b');
+            const z = randn([2, 4]);
+            tr.input('z', z);
+            tr.output('y', z.add(h));
+          }),
+        ),
+      ),
+    /reads 'a\/relu_\d+', a value of an earlier graph/,
+  );
+  // ... also through an alias, or through ops run between two graphs.
+  for (const between of [(h: ReturnType<typeof randn>) => h.detach(), (h: ReturnType<typeof randn>) => h.mul(2)])
+    assert.throws(
+      () =>
+        noGrad(() =>
+          tidy(() =>
+            withTracer(new Map(), (tr) => {
+              tr.beginGraph('a');
+              const x = randn([2, 4]);
+              tr.input('x', x);
+              const h = x.relu().detach();
+              tr.output('h', h);
+              tr.endGraph();
+              const later = between(h);
+              tr.beginGraph('b');
+              const z = randn([2, 4]);
+              tr.input('z', z);
+              tr.output('y', z.add(later));
+            }),
+          ),
+        ),
+      /a value of an earlier graph that is not an input/,
+    );
+  // BN in training mode (batch statistics).
+  assert.throws(() => trace((x) => F.batchNorm(x.view(2, 4, 1, 1), { training: true }).flatten(1)), /batch norm in training mode/);
+  assert.equal(native.add, add);
+  assert.equal(native.conv2d, conv);
+});
+
+test('a traced graph that is fine at batch 2 also runs at batch 1 and 7 (symbolic batch in reshapes)', async (t) => {
+  // view(N, -1) and flatten(1) inside a custom stage: the batch stays symbolic.
+  const dir = tmpDir(t);
+  const ort = require('onnxruntime-node');
+  const g = noGrad(() =>
+    tidy(() =>
+      withTracer(new Map(), (tr) => {
+        tr.beginGraph('reshape');
+        const x = randn([2, 3, 4, 4]);
+        tr.input('x', x);
+        const h = x.view(2, 3, 16).permute(0, 2, 1).flatten(1).softmax(1).mul(2).sub(x.mean([1, 2, 3], true).flatten(1));
+        tr.output('y', h);
+        return tr.endGraph();
+      }),
+    ),
+  );
+  const file = path.join(dir, 'g.onnx');
+  fs.writeFileSync(file, encodeModel(g, { opset: 17 }));
+  const s = await ort.InferenceSession.create(file);
+  for (const n of [1, 7]) {
+    const x = randn([n, 3, 4, 4]);
+    const want = noGrad(() => x.view(n, 3, 16).permute(0, 2, 1).flatten(1).softmax(1).mul(2).sub(x.mean([1, 2, 3], true).flatten(1)).data() as Float32Array);
+    const got = (await s.run({ x: new ort.Tensor('float32', x.data() as Float32Array, [n, 3, 4, 4]) })).y;
+    assert.deepEqual(got.dims, [n, 48]);
+    const d = (got.data as Float32Array).reduce((m: number, v: number, i: number) => Math.max(m, Math.abs(v - want[i])), 0);
+    assert.ok(d < 1e-5, `batch ${n}: ${d}`);
+  }
+});
