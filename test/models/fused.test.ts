@@ -11,6 +11,10 @@ import { noGrad } from '../../src/tensor/grad';
 import { tidy } from '../../src/tensor/scope';
 import type { Tensor } from '../../src/tensor/tensor';
 import { assertClose } from '../helpers/assert';
+import { setNumThreads } from '../../src/tensor/native';
+
+// Small tensors on a shared 2-core machine: one intra-op thread avoids OpenMP contention.
+setNumThreads(1);
 
 /** A conv + BN pair with non-trivial affine parameters and running statistics. */
 function makePair(o: { bias?: boolean; groups?: number; stride?: number } = {}): { conv: Conv2d; bn: BatchNorm2d } {

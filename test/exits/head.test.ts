@@ -1,0 +1,142 @@
+// The internal classifier: parameter counts by hand, SDN pooling, flat taps,
+// and the stop-gradient on the cascade input.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { ICHead, SDNPool } from '../../src/exits/head';
+import * as F from '../../src/nn/functional';
+import { manualSeed, randn, randint, tensor } from '../../src/tensor/create';
+import { noGrad } from '../../src/tensor/grad';
+import { tidy } from '../../src/tensor/scope';
+import { setNumThreads } from '../../src/tensor/native';
+import { assertClose } from '../helpers/assert';
+
+setNumThreads(1);
+
+const shapes = (m: ICHead): Record<string, number[]> => Object.fromEntries([...m.namedParameters()].map(([k, t]) => [k, t.shape]));
+
+test('ICHead with cascade: conv C*C*9+C, alpha 1, linear (C*16+K)*K+K', () => {
+  for (const [C, S, K] of [[16, 32, 10], [32, 16, 10], [64, 8, 100]]) {
+    const h = new ICHead({ tapShape: [C, S, S], numClasses: K, previousClasses: K, cascade: { enabled: true } });
+    assert.equal(h.usesPrevious, true);
+    assert.deepEqual(shapes(h), { 'conv.weight': [C, C, 3, 3], 'conv.bias': [C], 'pool.alpha': [1], 'fc.weight': [K, C * 16 + K], 'fc.bias': [K] });
+    assert.equal(h.numParameters(), C * C * 9 + C + 1 + (C * 16 + K) * K + K);
+    noGrad(() =>
+      tidy(() => {
+        const out = h.forward(randn([3, C, S, S]), randn([3, K]));
+        assert.deepEqual(out.shape, [3, K]);
+        assert.throws(() => h.forward(randn([3, C, S, S])), /cascade input/);
+      }),
+    );
+    h.dispose();
+  }
+});
+
+test('ICHead without cascade (SDN), and the first IC of a cascade: linear C*16*K+K', () => {
+  const C = 16;
+  const K = 10;
+  const sdn = new ICHead({ tapShape: [C, 32, 32], numClasses: K, previousClasses: K, cascade: { enabled: false } });
+  const first = new ICHead({ tapShape: [C, 32, 32], numClasses: K, previousClasses: 0, cascade: { enabled: true } });
+  for (const h of [sdn, first]) {
+    assert.equal(h.usesPrevious, false);
+    assert.deepEqual(h.fc.weight.shape, [K, C * 16]);
+    assert.equal(h.numParameters(), C * C * 9 + C + 1 + C * 16 * K + K);
+    noGrad(() => tidy(() => assert.deepEqual(h.forward(randn([2, C, 32, 32])).shape, [2, K])));
+  }
+  // LayerNorm on the cascade input adds 2K parameters; C/4 conv channels shrink the rest.
+  const ln = new ICHead({ tapShape: [C, 8, 8], numClasses: K, previousClasses: K, cascade: { enabled: true, layerNorm: true } });
+  assert.equal(ln.numParameters(), C * C * 9 + C + 1 + (C * 16 + K) * K + K + 2 * K);
+  const narrow = new ICHead({ tapShape: [C, 8, 8], numClasses: K, channels: C / 4 });
+  assert.equal(narrow.numParameters(), C * (C / 4) * 9 + C / 4 + 1 + (C / 4) * 16 * K + K);
+  // Stride 2 (64x64 inputs, maps larger than 8): the conv halves a 32x32 map, the pool still gives 4x4.
+  const strided = new ICHead({ tapShape: [C, 32, 32], numClasses: K, stride: 2 });
+  assert.equal(strided.pool!.size, 16);
+  assert.equal(strided.pool!.kernel, 4);
+  assert.deepEqual(strided.fc.weight.shape, [K, C * 16]);
+  noGrad(() => tidy(() => assert.deepEqual(strided.forward(randn([2, C, 32, 32])).shape, [2, K])));
+  for (const h of [sdn, first, ln, narrow, strided]) h.dispose();
+});
+
+test('SDNPool: k = floor(S/4), 4x4 outputs on CIFAR maps, no pooling below 4x4', () => {
+  const cases: [number, number, number][] = [[32, 8, 4], [16, 4, 4], [8, 2, 4], [4, 1, 4], [6, 1, 6], [7, 1, 7], [2, 1, 2], [1, 1, 1]];
+  for (const [S, k, out] of cases) {
+    const p = new SDNPool(S);
+    assert.equal(p.kernel, k, `S=${S}: kernel`);
+    assert.equal(p.outSize, out, `S=${S}: outSize`);
+    noGrad(() => tidy(() => assert.deepEqual(p.forward(randn([2, 3, S, S])).shape, [2, 3, out, out], `S=${S}: forward shape`)));
+    p.dispose();
+  }
+  // Below 4x4 the features pass through unchanged.
+  const small = new SDNPool(2);
+  noGrad(() =>
+    tidy(() => {
+      const x = randn([1, 2, 2, 2]);
+      assert.deepEqual(small.forward(x).toNumbers(), x.toNumbers());
+    }),
+  );
+  // a * maxpool + (1 - a) * avgpool, checked by hand on an 8x8 map (2x2 windows).
+  manualSeed(7);
+  const p = new SDNPool(8);
+  const alpha = p.parameters()[0];
+  const a = alpha.item();
+  assert.ok(a >= 0 && a < 1, `alpha initialised in [0, 1), got ${a}`);
+  const vals = Array.from({ length: 64 }, (_, i) => Math.sin(i * 1.7) * 3);
+  const got = noGrad(() => tidy(() => p.forward(tensor(vals, [1, 1, 8, 8])).toNumbers()));
+  const want: number[] = [];
+  for (let r = 0; r < 4; r++)
+    for (let c = 0; c < 4; c++) {
+      const w = [vals[2 * r * 8 + 2 * c], vals[2 * r * 8 + 2 * c + 1], vals[(2 * r + 1) * 8 + 2 * c], vals[(2 * r + 1) * 8 + 2 * c + 1]];
+      const mx = Math.max(...w);
+      const av = w.reduce((s, v) => s + v, 0) / 4;
+      want.push(a * mx + (1 - a) * av);
+    }
+  assertClose(got, want, { atol: 1e-5, what: 'SDN pool' });
+  // alpha is learnable: it receives a gradient.
+  tidy(() => p.forward(tensor(vals, [1, 1, 8, 8])).sum().backward());
+  assert.ok(alpha.grad && Math.abs(alpha.grad.item()) > 0);
+  p.dispose();
+});
+
+test('flat 1-D taps (VGG fc1): no conv or pool, linear (F+K)*K+K with cascade', () => {
+  const K = 10;
+  const h = new ICHead({ tapShape: [512], numClasses: K, previousClasses: K, cascade: { enabled: true } });
+  assert.equal(h.conv, undefined);
+  assert.equal(h.pool, undefined);
+  assert.deepEqual(shapes(h), { 'fc.weight': [K, 512 + K], 'fc.bias': [K] });
+  assert.equal(h.numParameters(), (512 + K) * K + K);
+  noGrad(() =>
+    tidy(() => {
+      const f = randn([4, 512]);
+      const prev = randn([4, K]);
+      // The head is exactly a linear map of [features, previous logits].
+      const expected = F.linear(f.flatten(1).contiguous(), h.fc.weight.narrow(1, 0, 512)).add(F.linear(prev, h.fc.weight.narrow(1, 512, K))).add(h.fc.bias!);
+      assertClose(h.forward(f, prev).toNumbers(), expected.toNumbers(), { atol: 1e-5, what: 'flat head' });
+    }),
+  );
+  const solo = new ICHead({ tapShape: [512], numClasses: K });
+  assert.equal(solo.numParameters(), 512 * K + K);
+  h.dispose();
+  solo.dispose();
+});
+
+for (const detach of [true, false]) {
+  test(`cascade ${detach ? 'with' : 'without'} stop-gradient: a loss on head 2 ${detach ? 'gives head 1 no' : 'reaches head 1\'s'} gradient`, () => {
+    manualSeed(8);
+    const K = 5;
+    const h1 = new ICHead({ tapShape: [8, 8, 8], numClasses: K, cascade: { enabled: true, detach } });
+    const h2 = new ICHead({ tapShape: [8, 8, 8], numClasses: K, previousClasses: K, cascade: { enabled: true, detach } });
+    tidy(() => {
+      const y = randint(0, K, [6]);
+      const l1 = h1.forward(randn([6, 8, 8, 8]));
+      const l2 = h2.forward(randn([6, 8, 8, 8]), l1);
+      F.crossEntropy(l2, y).backward();
+    });
+    for (const [name, p] of h2.namedParameters()) assert.ok(p.grad && p.grad.abs().sum().item() > 0, `head 2 ${name} has a gradient`);
+    for (const [name, p] of h1.namedParameters()) {
+      const norm = p.grad ? p.grad.abs().sum().item() : 0;
+      if (detach) assert.equal(norm, 0, `head 1 ${name}: no gradient through the stop-gradient`);
+      else assert.ok(norm > 0, `head 1 ${name}: gradient flows without the stop-gradient`);
+    }
+    h1.dispose();
+    h2.dispose();
+  });
+}
