@@ -109,6 +109,19 @@ const asOutputs = (e: ExitLogProbs) => ({ outputs: { numHeads: e.numExits, numSa
 
 const seedDir = (o: PipelineOptions, seed: number): string => path.join(o.outDir, `seed${seed}`);
 
+/**
+ * Stages are reused only under the recipe that made them: a rerun into the
+ * same directory with other epochs or subsets would otherwise silently
+ * return the old numbers.
+ */
+function checkRecipe(dir: string, o: PipelineOptions): void {
+  const recipe = JSON.stringify({ arch: o.arch, data: o.data.name, backbone: o.backboneWeights ?? 'trained', heads: o.headRecipe, ensemble: o.ensembleRecipe, evalSubset: o.evalSubset ?? null });
+  const file = path.join(dir, 'recipe.json');
+  if (fs.existsSync(file) && fs.readFileSync(file, 'utf8') !== recipe)
+    throw new Error(`${dir} holds stages made with another recipe (${fs.readFileSync(file, 'utf8')}); use another --out, or --no-resume to start afresh`);
+  writeFileAtomic(file, recipe);
+}
+
 /** The heads of one kind for a seed: trained (or resumed) unless o.trainMissing is false. */
 export function headsStage(backbone: Backbone, o: PipelineOptions, seed: number, kind: HeadKind): EarlyExitNetwork {
   const log = o.log ?? ((s: string) => process.stderr.write(s + '\n'));
@@ -158,6 +171,7 @@ export async function runSeed(backbone: Backbone, o: PipelineOptions, seed: numb
   const dir = seedDir(o, seed);
   if (o.resume === false) fs.rmSync(dir, { recursive: true, force: true }); // afresh: no stage is reused
   fs.mkdirSync(dir, { recursive: true });
+  checkRecipe(dir, o);
   const resultFile = path.join(dir, 'result.json');
   if (o.resume !== false && fs.existsSync(resultFile)) {
     const previous = JSON.parse(fs.readFileSync(resultFile, 'utf8')) as SeedResult;
