@@ -12,6 +12,11 @@ import { exitCostModel } from '../src/train/pipeline';
 import { batchTensors } from '../src/train/batches';
 import { noGrad, tidy, setNumThreads, type Tensor } from '../src/tensor';
 import { median, round } from './common';
+import * as os from 'node:os';
+import * as fs from 'node:fs';
+import { EarlyExitNetwork } from '../src/exits';
+import { exportEarlyExit } from '../src/export/export';
+import { loadOnnxEarlyExit } from '../src/runtime/onnx';
 
 const cli = new Command()
   .option('--json', 'print one JSON document')
@@ -24,6 +29,7 @@ const cli = new Command()
   .option('--samples1 <n>', 'test samples for batch 1', '128')
   .option('--threads <n>', 'threads', '2')
   .option('--repeats <n>', 'timed repeats (median)', '3')
+  .option('--no-onnx', 'skip the onnxruntime rows')
   .parse();
 const o = cli.opts();
 
@@ -63,12 +69,46 @@ const o = cli.opts();
       rows.push(row);
       if (!o.json) process.stderr.write(`batch ${batch} tau ${tau}: cost ${row.cost_fraction}, time ${row.time_fraction}, acc ${row.accuracy}%\n`);
     }
+    if (o.onnx) {
+      // The same model exported to ONNX, run by onnxruntime-node; its plain
+      // backbone is the same backbone exported without heads.
+      const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ztw-bench-onnx-'));
+      exportEarlyExit({ net, ensembles, outDir: path.join(tmp, 'exits'), costs });
+      exportEarlyExit({ net: new EarlyExitNetwork(net.backbone, { taps: [] }), outDir: path.join(tmp, 'plain') });
+      const ortExits = await loadOnnxEarlyExit(path.join(tmp, 'exits'), { threads: Number(o.threads) });
+      const ortPlain = await loadOnnxEarlyExit(path.join(tmp, 'plain'), { threads: Number(o.threads) });
+      const inputs = batches.map((b) => ({ data: b.x.data() as Float32Array, dims: b.x.shape, y: b.y }));
+      const timeOrt = async (fn: (i: { data: Float32Array; dims: number[] }) => Promise<unknown>): Promise<number> => {
+        const ts: number[] = [];
+        for (let r = 0; r < Number(o.repeats) + 1; r++) {
+          const t0 = process.hrtime.bigint();
+          for (const i of inputs) await fn(i);
+          if (r > 0) ts.push(Number(process.hrtime.bigint() - t0) / 1e9);
+        }
+        return median(ts);
+      };
+      const plainOrt = await timeOrt((i) => ortPlain.run(i, { kind: 'confidence', tau: 2 }));
+      for (const tau of String(o.taus).split(',').map(Number)) {
+        let cost = 0;
+        let correct = 0;
+        const t = await timeOrt((i) => ortExits.run(i, { kind: 'confidence', tau }));
+        for (const i of inputs) {
+          const r = await ortExits.run(i, { kind: 'confidence', tau });
+          r.cost.forEach((c) => (cost += c));
+          r.prediction.forEach((p, k) => (correct += p === i.y[k] ? 1 : 0));
+        }
+        const row = { runtime: 'onnxruntime', batch, tau, cost_fraction: round(cost / n / costs.baseCost, 3), time_fraction: round(t / plainOrt, 3), accuracy: round((100 * correct) / n, 2), plain_ms_per_sample: round((1000 * plainOrt) / n, 3), exit_ms_per_sample: round((1000 * t) / n, 3) };
+        rows.push(row);
+        if (!o.json) process.stderr.write(`onnxruntime batch ${batch} tau ${tau}: cost ${row.cost_fraction}, time ${row.time_fraction}, acc ${row.accuracy}%\n`);
+      }
+      fs.rmSync(tmp, { recursive: true, force: true });
+    }
     for (const b of batches) b.x.dispose();
   }
   if (o.json) console.log(JSON.stringify({ model: { arch: o.arch, method: o.method, run: o.run }, rows }));
   else {
-    console.log('| batch | tau | cost fraction | time fraction | accuracy % | plain ms/sample | early-exit ms/sample |');
-    console.log('|---|---|---|---|---|---|---|');
-    for (const r of rows) console.log(`| ${r.batch} | ${r.tau} | ${r.cost_fraction} | ${r.time_fraction} | ${r.accuracy} | ${r.plain_ms_per_sample} | ${r.exit_ms_per_sample} |`);
+    console.log('| runtime | batch | tau | cost fraction | time fraction | accuracy % | plain ms/sample | early-exit ms/sample |');
+    console.log('|---|---|---|---|---|---|---|---|');
+    for (const r of rows) console.log(`| ${r.runtime} | ${r.batch} | ${r.tau} | ${r.cost_fraction} | ${r.time_fraction} | ${r.accuracy} | ${r.plain_ms_per_sample} | ${r.exit_ms_per_sample} |`);
   }
 })();
