@@ -18,7 +18,7 @@ export function registerDemo(program: Command): void {
       .description('Zero Time Waste end to end on Fashion-MNIST in a few minutes (ResNet-56 backbone shipped with the project)')
       .option('--out <dir>', 'output directory', path.join('runs', 'demo'))
       .option('--ic-epochs <n>', 'IC epochs', '2')
-      .option('--ensemble-epochs <n>', 'ensemble epochs', '150')
+      .option('--ensemble-epochs <n>', 'ensemble epochs (the reference: 500)', '500')
       .option('--seeds <n>', 'seeds', '1'),
   ).action(async (o) => {
     const backbone = o.backbone ?? SHIPPED_BACKBONE;
