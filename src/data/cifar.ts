@@ -12,7 +12,7 @@ import * as path from 'node:path';
 import { cachedOrBuild, cacheFilePath, defaultCacheDir, type CarveSpec } from './cache';
 import { channelStats, makeDataset } from './dataset';
 import { downloadFile, md5File } from './download';
-import { statsFromMeta, type SourceResult } from './fashionMnist';
+import { toSourceResult, type SourceResult } from './fashionMnist';
 import { readTarMembers } from './tar';
 
 export const CIFAR10_CLASSES = ['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck'];
@@ -247,13 +247,5 @@ export async function loadCifarSource(opts: CifarOptions): Promise<SourceResult>
     },
     { warn, carve: opts.carve },
   );
-  return {
-    train: r.splits.train,
-    val: r.splits.val,
-    test: r.splits.test,
-    notes: [],
-    fromCache: r.fromCache,
-    cacheFile,
-    stats: statsFromMeta(r.meta, r.splits.train),
-  };
+  return toSourceResult(r, cacheFile);
 }

@@ -153,6 +153,11 @@ export async function loadFashionMnistSource(opts: PackageSourceOptions = {}): P
     },
     { warn, carve: opts.carve },
   );
+  return toSourceResult(r, cacheFile);
+}
+
+/** What every source loader returns, from the cache layer's answer. */
+export function toSourceResult(r: { splits: Record<string, ImageDataset>; meta: Record<string, unknown>; fromCache: boolean }, cacheFile: string | undefined): SourceResult {
   return {
     train: r.splits.train,
     val: r.splits.val,

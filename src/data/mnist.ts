@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { cachedOrBuild, cacheFilePath } from './cache';
 import { channelStats, makeDataset } from './dataset';
-import { resolvePackageDir, statsFromMeta, type PackageSourceOptions, type SourceResult } from './fashionMnist';
+import { resolvePackageDir, toSourceResult, type PackageSourceOptions, type SourceResult } from './fashionMnist';
 import { padInto } from './pad';
 
 export const MNIST_CLASSES = ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9'];
@@ -75,13 +75,5 @@ export async function loadMnistSource(opts: PackageSourceOptions = {}): Promise<
     },
     { warn, carve: opts.carve },
   );
-  return {
-    train: r.splits.train,
-    val: r.splits.val,
-    test: r.splits.test,
-    notes: [],
-    fromCache: r.fromCache,
-    cacheFile,
-    stats: statsFromMeta(r.meta, r.splits.train),
-  };
+  return toSourceResult(r, cacheFile);
 }

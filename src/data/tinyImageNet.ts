@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { cachedOrBuild, cacheFilePath, type CarveSpec } from './cache';
 import { channelStats } from './dataset';
-import { statsFromMeta, type SourceResult } from './fashionMnist';
+import { toSourceResult, type SourceResult } from './fashionMnist';
 import { decodeFileList, listImages } from './imageFolder';
 
 export interface TinyImageNetOptions {
@@ -99,13 +99,5 @@ export async function loadTinyImageNetSource(opts: TinyImageNetOptions): Promise
     warn: opts.warn,
     carve: opts.carve,
   });
-  return {
-    train: r.splits.train,
-    val: r.splits.val,
-    test: r.splits.test,
-    notes: [],
-    fromCache: r.fromCache,
-    cacheFile,
-    stats: statsFromMeta(r.meta, r.splits.train),
-  };
+  return toSourceResult(r, cacheFile);
 }

@@ -4,18 +4,9 @@ import { confidenceExit, patienceExit, scoreExits } from '../../src/eval/exit-ru
 import { computeHeadStats } from '../../src/eval/head-stats';
 import { confidenceSweep, patienceSweep, sweepCurve, thresholdGrid } from '../../src/eval/sweep';
 import { HeadOutputs, headOutputsFromArrays } from '../../src/eval/types';
+import { mulberry32 } from '../helpers/random';
 
-/** Small deterministic generator so failures reproduce. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+
 
 /**
  * Random normalised outputs. With `coarse`, weights are small integers so confidences repeat

@@ -5,20 +5,11 @@ import { tensor, manualSeed, noGrad, tidy, setNumThreads, Tensor } from '../../s
 import * as nn from '../../src/nn';
 import { F } from '../../src/nn';
 import { SGD, Adam } from '../../src/optim';
+import { mulberry32 } from '../helpers/random';
 
 setNumThreads(1); // tiny batches; avoids OpenMP spin-waits on a shared 2-core machine
 
-/** Deterministic uniform [0, 1) numbers (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const rng = mulberry32;
 
 const S = 12; // image side
 /**

@@ -4,20 +4,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { tensor, cat, noGrad, tidy, setNumThreads, Tensor } from '../../src/tensor';
 import { F } from '../../src/nn';
+import { mulberry32 } from '../helpers/random';
 
 setNumThreads(1); // many tiny evaluations: threads only add overhead
 
-/** Deterministic uniform [0, 1) numbers (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const rng = mulberry32;
 const size = (shape: number[]): number => shape.reduce((a, b) => a * b, 1);
 /** Values in [lo, hi). */
 function uniform(shape: number[], seed: number, lo = -1, hi = 1): Float64Array {
