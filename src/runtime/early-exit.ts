@@ -9,7 +9,7 @@ import type { CostModel } from '../eval/types';
 import * as F from '../nn/functional';
 import { arange, stack } from '../tensor/create';
 import { noGrad } from '../tensor/grad';
-import { tidy, keep, dispose } from '../tensor/scope';
+import { tidy } from '../tensor/scope';
 import type { Tensor } from '../tensor/tensor';
 import { validatePolicy, type ExitPolicy } from './policy';
 
@@ -62,12 +62,11 @@ export class EarlyExitRuntime {
         let keepIdx: Tensor | undefined;
         const gen = backbone.staged(x);
         let tap = 0;
-        const record = (exit: number, p: Tensor, leave: Tensor): Tensor | undefined => {
-          // Answer the rows in `leave` (bool [n]) and return the indices of the others.
+        // Answers the rows in `leave` (bool [n]) and returns the indices of the others.
+        const record = (exit: number, p: Tensor, leave: Tensor): Tensor => {
           const idx = leave.nonzero().view(-1);
           if (idx.shape[0] > 0) this.answer(res, exit, rows.indexSelect(0, idx), p.indexSelect(0, idx));
-          const stay = leave.logicalNot().nonzero().view(-1);
-          return stay;
+          return leave.logicalNot().nonzero().view(-1);
         };
         for (let r = gen.next(); ; r = gen.next(keepIdx)) {
           keepIdx = undefined;
@@ -92,7 +91,7 @@ export class EarlyExitRuntime {
             lastArg = arg;
             leave = streak.ge(policy.patience);
           }
-          const stay = record(head, p, leave) as Tensor;
+          const stay = record(head, p, leave);
           if (stay.shape[0] === 0) {
             gen.return(undefined as never);
             break;
@@ -100,9 +99,7 @@ export class EarlyExitRuntime {
           if (stay.shape[0] < rows.shape[0]) {
             rows = rows.indexSelect(0, stay);
             logProbs = logProbs.map((t) => t.indexSelect(0, stay));
-            lp_narrow: {
-              prevLogits = logits.indexSelect(0, stay);
-            }
+            prevLogits = logits.indexSelect(0, stay);
             if (lastArg) lastArg = lastArg.indexSelect(0, stay);
             if (streak) streak = streak.indexSelect(0, stay);
             keepIdx = stay;
@@ -139,4 +136,3 @@ export class EarlyExitRuntime {
   }
 }
 
-export { keep, dispose };
