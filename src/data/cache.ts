@@ -147,6 +147,16 @@ function readExactly(fd: number, buf: Uint8Array, pos: number, file: string): vo
   }
 }
 
+/** A read descriptor for file, or undefined when it does not exist. */
+function openIfExists(file: string): number | undefined {
+  try {
+    return fs.openSync(file, 'r');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw e;
+  }
+}
+
 /**
  * Reads a cache file. Returns undefined if it does not exist; throws (naming the file) if it is
  * corrupt or truncated. Each split gets its own buffers, filled by positioned reads: every byte
@@ -154,13 +164,8 @@ function readExactly(fd: number, buf: Uint8Array, pos: number, file: string): vo
  * `carve` the validation carve costs no extra copy.
  */
 export function readDatasetCache(file: string, opts: ReadCacheOptions = {}): CachedData | undefined {
-  let fd: number;
-  try {
-    fd = fs.openSync(file, 'r');
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw e;
-  }
+  const fd = openIfExists(file);
+  if (fd === undefined) return undefined;
   try {
     const bad = (why: string): Error => new Error(`dataset cache ${file}: ${why}; delete it to rebuild`);
     const size = fs.fstatSync(fd).size;
@@ -263,13 +268,8 @@ export async function cachedOrBuild(
 
 /** The sourceId recorded in a cache header; undefined if the file does not exist. */
 export function readCacheSourceId(file: string): string | undefined {
-  let fd: number;
-  try {
-    fd = fs.openSync(file, 'r');
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw e;
-  }
+  const fd = openIfExists(file);
+  if (fd === undefined) return undefined;
   try {
     const head = Buffer.alloc(12);
     if (fs.readSync(fd, head, 0, 12, 0) !== 12 || head.toString('latin1', 0, 8) !== MAGIC) {
