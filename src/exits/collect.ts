@@ -20,11 +20,27 @@ export interface ExitLogProbs {
   labels: Int32Array;
 }
 
-export function collectExitLogProbs(net: EarlyExitNetwork, ds: ImageDataset, norm: NormStats, o: { batchSize?: number; augment?: AugmentSpec | false; seed?: number; silent?: boolean; label?: string } = {}): ExitLogProbs {
-  net.eval();
-  const M = net.numExits;
-  const K = net.backbone.numClasses;
-  const out = new Float32Array(ds.n * M * K);
+export interface CollectOptions {
+  batchSize?: number;
+  augment?: AugmentSpec | false;
+  seed?: number;
+  silent?: boolean;
+  label?: string;
+}
+
+export function collectExitLogProbs(net: EarlyExitNetwork, ds: ImageDataset, norm: NormStats, o: CollectOptions = {}): ExitLogProbs {
+  return collectSharedExitLogProbs([net], ds, norm, o)[0];
+}
+
+/**
+ * The same for several networks over one backbone (SDN and ZTW heads): the
+ * backbone runs once per batch for all of them.
+ */
+export function collectSharedExitLogProbs(nets: EarlyExitNetwork[], ds: ImageDataset, norm: NormStats, o: CollectOptions = {}): ExitLogProbs[] {
+  if (nets.length === 0) return [];
+  nets.forEach((n) => n.eval());
+  const K = nets[0].backbone.numClasses;
+  const outs = nets.map((n) => new Float32Array(ds.n * n.numExits * K));
   const labels = new Int32Array(ds.n);
   const loader = new BatchLoader(ds, { batchSize: o.batchSize ?? 256, shuffle: false, augment: o.augment ?? false, seed: o.seed ?? 0, norm });
   const bar = createProgress({ total: ds.n, label: o.label ?? `exits on ${ds.name}`, unit: 'img', silent: o.silent });
@@ -33,8 +49,11 @@ export function collectExitLogProbs(net: EarlyExitNetwork, ds: ImageDataset, nor
     for (const b of loader.epoch(0)) {
       tidy(() => {
         const { x } = batchTensors(b, 'channels_last');
-        const lp = stack(net.allLogits(x).map((l) => F.logSoftmax(l, 1)), 1); // [n, M, K]
-        out.set(lp.data() as Float32Array, offset * M * K);
+        const f = nets[0].tapFeatures(x);
+        nets.forEach((net, i) => {
+          const lp = stack(net.exitLogits(f).map((l) => F.logSoftmax(l, 1)), 1); // [n, M, K]
+          outs[i].set(lp.data() as Float32Array, offset * net.numExits * K);
+        });
       });
       labels.set(b.y, offset);
       offset += b.n;
@@ -42,7 +61,7 @@ export function collectExitLogProbs(net: EarlyExitNetwork, ds: ImageDataset, nor
     }
   });
   bar.stop();
-  return { numSamples: ds.n, numExits: M, numClasses: K, logProbs: out, labels };
+  return nets.map((n, i) => ({ numSamples: ds.n, numExits: n.numExits, numClasses: K, logProbs: outs[i], labels: i === 0 ? labels : labels.slice() }));
 }
 
 export function logProbsTensor(e: ExitLogProbs): Tensor {

@@ -13,6 +13,14 @@ export interface EarlyExitOptions {
   cascade?: CascadeOptions;
 }
 
+/** One backbone pass at a network's taps (see EarlyExitNetwork.tapFeatures). */
+export interface TapFeatures {
+  features: Tensor[];
+  final: Tensor;
+  backbone: Backbone;
+  taps: number[];
+}
+
 export class EarlyExitNetwork extends Module {
   readonly heads: ICHead[] = [];
   readonly tapIndices: number[];
@@ -56,10 +64,11 @@ export class EarlyExitNetwork extends Module {
   }
 
   /**
-   * Logits of every exit for a batch: [IC 1, ..., IC M-1, backbone]. The
-   * backbone runs without gradients; the heads record them when grad mode is on.
+   * The backbone's features at this network's taps and its own logits, run
+   * without gradients. Networks over the same backbone and taps (SDN and ZTW
+   * heads) can share one pass: see exitLogits.
    */
-  allLogits(x: Tensor): Tensor[] {
+  tapFeatures(x: Tensor): TapFeatures {
     const features: Tensor[] = [];
     const final = noGrad(() => {
       const gen = this.backbone.staged(x);
@@ -70,10 +79,22 @@ export class EarlyExitNetwork extends Module {
         t++;
       }
     });
+    return { features, final, backbone: this.backbone, taps: this.tapIndices };
+  }
+
+  /** Logits of every exit from tapFeatures' output; the heads record gradients when grad mode is on. */
+  exitLogits(f: TapFeatures): Tensor[] {
+    if (f.backbone !== this.backbone || f.taps.join(',') !== this.tapIndices.join(','))
+      throw new Error('EarlyExitNetwork.exitLogits: the features come from another backbone or other taps');
     const logits: Tensor[] = [];
-    this.heads.forEach((h, i) => logits.push(h.forward(features[i], i > 0 ? logits[i - 1] : undefined)));
-    logits.push(final);
+    this.heads.forEach((h, i) => logits.push(h.forward(f.features[i], i > 0 ? logits[i - 1] : undefined)));
+    logits.push(f.final);
     return logits;
+  }
+
+  /** Logits of every exit for a batch: [IC 1, ..., IC M-1, backbone]. */
+  allLogits(x: Tensor): Tensor[] {
+    return this.exitLogits(this.tapFeatures(x));
   }
 
   forward(x: Tensor): Tensor[] {

@@ -44,51 +44,81 @@ export interface StageOptions {
 }
 
 export function trainHeads(net: EarlyExitNetwork, data: LoadedDataset, recipe: HeadRecipe, o: StageOptions = {}): Progress {
+  return trainSharedHeads([{ net, checkpoint: o.checkpoint }], data, recipe, o)[0];
+}
+
+/** One network's heads in trainSharedHeads, with its own checkpoint. */
+export interface HeadSet {
+  net: EarlyExitNetwork;
+  checkpoint?: string;
+}
+
+/**
+ * Trains the heads of several networks over one frozen backbone (SDN and
+ * ZTW heads) in one pass: the backbone runs once per batch for all of them.
+ * Each set keeps its own optimizer and checkpoint, and sees exactly the
+ * batches it would see alone, so the result equals separate training.
+ */
+export function trainSharedHeads(sets: HeadSet[], data: LoadedDataset, recipe: HeadRecipe, o: Omit<StageOptions, 'checkpoint'> = {}): Progress[] {
   const log = o.log ?? ((s: string) => process.stderr.write(s + '\n'));
-  net.freezeBackbone();
-  const params = net.headParameters();
-  const opt = new Adam(params, { lr: recipe.lr, weightDecay: recipe.weightDecay });
-  const sched = new MultiStepLR(opt, { milestones: recipe.milestones, gamma: recipe.gamma });
-  let progress: Progress = { epoch: 0, history: [] };
-  if (o.checkpoint && o.resume && fs.existsSync(o.checkpoint)) {
-    progress = loadCheckpoint<Progress>(o.checkpoint, { modules: { net }, optimizers: { adam: opt } });
-    sched.setEpoch(progress.epoch);
-    if (progress.epoch > 0) log(`resumed IC training from ${o.checkpoint} after epoch ${progress.epoch}`);
-  }
+  const base = sets[0]?.net;
+  if (!base) return [];
+  for (const { net } of sets)
+    if (net.backbone !== base.backbone || net.tapIndices.join(',') !== base.tapIndices.join(',')) throw new Error('trainSharedHeads: every head set must sit on the same backbone and taps');
+  base.freezeBackbone();
+  const states = sets.map(({ net, checkpoint }) => {
+    const opt = new Adam(net.headParameters(), { lr: recipe.lr, weightDecay: recipe.weightDecay });
+    const sched = new MultiStepLR(opt, { milestones: recipe.milestones, gamma: recipe.gamma });
+    let progress: Progress = { epoch: 0, history: [] };
+    if (checkpoint && o.resume && fs.existsSync(checkpoint)) {
+      progress = loadCheckpoint<Progress>(checkpoint, { modules: { net }, optimizers: { adam: opt } });
+      sched.setEpoch(progress.epoch);
+      if (progress.epoch > 0) log(`resumed IC training from ${checkpoint} after epoch ${progress.epoch}`);
+    }
+    return { net, checkpoint, opt, sched, progress };
+  });
   const train = recipe.trainSubset ? subset(data.train, recipe.trainSubset, recipe.seed) : data.train;
   const loader = new BatchLoader(train, { batchSize: recipe.batchSize, shuffle: true, seed: recipe.seed, augment: data.augment, norm: data.norm });
-  const M = net.heads.length;
-  for (let epoch = progress.epoch; epoch < recipe.epochs; epoch++) {
-    net.train();
+  const first = Math.min(...states.map((s) => s.progress.epoch));
+  for (let epoch = first; epoch < recipe.epochs; epoch++) {
+    const active = states.filter((s) => s.progress.epoch === epoch); // a set resumed further along waits
+    if (active.length === 0) continue;
+    active.forEach((s) => s.net.train());
     manualSeed(recipe.seed * 100003 + epoch);
     const bar = createProgress({ total: loader.numBatches, label: `ICs epoch ${epoch + 1}/${recipe.epochs}`, unit: 'batch', silent: o.silent });
     const t0 = Date.now();
-    let lossSum = 0;
     let seen = 0;
-    const correct = new Array<number>(M).fill(0);
+    const lossSum = active.map(() => 0);
+    const correct = active.map((s) => new Array<number>(s.net.heads.length).fill(0));
     for (const b of loader.epoch(epoch)) {
       tidy(() => {
         const { x, y } = batchTensors(b, 'channels_last');
-        opt.zeroGrad();
-        const logits = net.allLogits(x).slice(0, M);
-        const loss = logits.map((l) => F.crossEntropy(l, y)).reduce((a: Tensor, c) => a.add(c));
-        loss.backward();
-        opt.step();
-        lossSum += loss.item() * b.n;
-        logits.forEach((l, i) => (correct[i] += l.argmax(1).eq(y).sum().item()));
+        const f = base.tapFeatures(x);
+        active.forEach((s, i) => {
+          s.opt.zeroGrad();
+          const logits = s.net.exitLogits(f).slice(0, s.net.heads.length);
+          const loss = logits.map((l) => F.crossEntropy(l, y)).reduce((a: Tensor, c) => a.add(c));
+          loss.backward();
+          s.opt.step();
+          lossSum[i] += loss.item() * b.n;
+          logits.forEach((l, k) => (correct[i][k] += l.argmax(1).eq(y).sum().item()));
+        });
         seen += b.n;
       });
-      bar.increment(1, { loss: lossSum / seen, 'last IC acc': (100 * correct[M - 1]) / seen, 'img/s': Math.round(seen / Math.max((Date.now() - t0) / 1000, 1e-3)) });
+      const last = correct[0];
+      bar.increment(1, { loss: lossSum[0] / seen, 'last IC acc': (100 * last[last.length - 1]) / seen, 'img/s': Math.round(seen / Math.max((Date.now() - t0) / 1000, 1e-3)) });
     }
     bar.stop();
-    sched.step();
-    progress.epoch = epoch + 1;
-    progress.history.push({ epoch: epoch + 1, loss: lossSum / seen, headAcc: correct.map((c) => (100 * c) / seen), seconds: (Date.now() - t0) / 1000 });
-    if (o.checkpoint) {
-      fs.mkdirSync(path.dirname(o.checkpoint), { recursive: true });
-      saveCheckpoint(o.checkpoint, { modules: { net }, optimizers: { adam: opt }, progress });
-    }
+    active.forEach((s, i) => {
+      s.sched.step();
+      s.progress.epoch = epoch + 1;
+      s.progress.history.push({ epoch: epoch + 1, loss: lossSum[i] / seen, headAcc: correct[i].map((c) => (100 * c) / seen), seconds: (Date.now() - t0) / 1000 });
+      if (s.checkpoint) {
+        fs.mkdirSync(path.dirname(s.checkpoint), { recursive: true });
+        saveCheckpoint(s.checkpoint, { modules: { net: s.net }, optimizers: { adam: s.opt }, progress: s.progress });
+      }
+    });
   }
-  opt.dispose();
-  return progress;
+  states.forEach((s) => s.opt.dispose());
+  return states.map((s) => s.progress);
 }

@@ -7,13 +7,14 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { LoadedDataset } from '../data/registry';
 import { subset } from '../data/dataset';
+import type { ImageDataset } from '../data/types';
 import { createBackbone } from '../models/registry';
 import { backboneCost, moduleCost } from '../models/cost';
 import type { Backbone } from '../models/backbone';
 import { EarlyExitNetwork } from '../exits/network';
 import { ExitEnsembles, type EnsembleKind } from '../exits/ensemble';
 import { HEAD_CASCADE, methodSpec, type HeadKind } from '../exits/methods';
-import { collectExitLogProbs, probsPerExit, type ExitLogProbs } from '../exits/collect';
+import { collectExitLogProbs, collectSharedExitLogProbs, probsPerExit, type ExitLogProbs } from '../exits/collect';
 import { evaluateMethod, type MethodEvaluation } from '../eval/evaluate';
 import type { CostModel } from '../eval/types';
 import { loadSafetensors, saveSafetensors } from '../io/safetensors';
@@ -21,7 +22,7 @@ import { manualSeed, tensor, zeros } from '../tensor/create';
 import { dispose } from '../tensor/scope';
 import { writeFileAtomic } from '../util/atomic';
 import { trainBackbone, type BackboneRecipe } from './backbone';
-import { trainHeads, type HeadRecipe } from './heads';
+import { trainSharedHeads, type HeadRecipe } from './heads';
 import { applyEnsembles, trainEnsembles, type EnsembleRecipe } from './ensemble';
 import { checkpointExists } from './checkpoint';
 
@@ -85,10 +86,19 @@ function loadExitLogProbs(file: string): ExitLogProbs {
   return out;
 }
 function cached(file: string, make: () => ExitLogProbs): ExitLogProbs {
-  if (fs.existsSync(file)) return loadExitLogProbs(file);
-  const e = make();
-  saveExitLogProbs(file, e);
-  return e;
+  return cachedShared([file], () => [make()])[0];
+}
+
+/** Outputs cached per file; the missing ones are made together (one backbone pass). */
+function cachedShared(files: string[], make: (missing: number[]) => ExitLogProbs[]): ExitLogProbs[] {
+  const missing = files.flatMap((f, i) => (fs.existsSync(f) ? [] : [i]));
+  const made = missing.length ? make(missing) : [];
+  return files.map((f, i) => {
+    const j = missing.indexOf(i);
+    if (j < 0) return loadExitLogProbs(f);
+    saveExitLogProbs(f, made[j]);
+    return made[j];
+  });
 }
 
 /** FLOPs of a sample leaving at each exit: backbone to the tap + heads so far (+ ensemble). */
@@ -124,19 +134,29 @@ function checkRecipe(dir: string, o: PipelineOptions): void {
 
 /** The heads of one kind for a seed: trained (or resumed) unless o.trainMissing is false. */
 export function headsStage(backbone: Backbone, o: PipelineOptions, seed: number, kind: HeadKind): EarlyExitNetwork {
+  return headsStages(backbone, o, seed, [kind])[0];
+}
+
+/** The heads of several kinds for a seed, trained together in one pass over the backbone. */
+export function headsStages(backbone: Backbone, o: PipelineOptions, seed: number, kinds: HeadKind[]): EarlyExitNetwork[] {
   const log = o.log ?? ((s: string) => process.stderr.write(s + '\n'));
   const dir = seedDir(o, seed);
   fs.mkdirSync(dir, { recursive: true });
-  manualSeed(seed * 7919 + (kind === 'sdn' ? 0 : 1));
-  const net = new EarlyExitNetwork(backbone, { cascade: HEAD_CASCADE[kind] });
-  net.heads.forEach((h) => h.toMemoryFormat('channels_last'));
-  const ckpt = path.join(dir, `heads-${kind}.ckpt.safetensors`);
   const recipe: HeadRecipe = { ...o.headRecipe, weightDecay: o.headRecipe.weightDecay ?? backbone.weightDecay, seed };
-  if (o.trainMissing === false && !fs.existsSync(ckpt)) throw new Error(`no trained ${kind} heads in ${dir}; run \`ztw train-ics --heads ${kind}\` first`);
-  if (o.trainMissing !== false) log(`seed ${seed}: ${kind.toUpperCase()} heads (${net.heads.length} ICs, ${recipe.epochs} epochs)`);
-  const progress = trainHeads(net, o.data, o.trainMissing === false ? { ...recipe, epochs: 0 } : recipe, { checkpoint: ckpt, resume: true, silent: o.silent, log });
-  if (o.trainMissing === false && progress.epoch === 0) throw new Error(`${ckpt} holds no trained epoch`);
-  return net;
+  const sets = kinds.map((kind) => {
+    manualSeed(seed * 7919 + (kind === 'sdn' ? 0 : 1));
+    const net = new EarlyExitNetwork(backbone, { cascade: HEAD_CASCADE[kind] });
+    net.heads.forEach((h) => h.toMemoryFormat('channels_last'));
+    const checkpoint = path.join(dir, `heads-${kind}.ckpt.safetensors`);
+    if (o.trainMissing === false && !fs.existsSync(checkpoint)) throw new Error(`no trained ${kind} heads in ${dir}; run \`ztw train-ics --heads ${kind}\` first`);
+    return { net, checkpoint, kind };
+  });
+  if (o.trainMissing !== false) log(`seed ${seed}: ${kinds.map((k) => k.toUpperCase()).join(' and ')} heads (${sets[0].net.heads.length} ICs each, ${recipe.epochs} epochs${kinds.length > 1 ? ', one backbone pass for both' : ''})`);
+  const progress = trainSharedHeads(sets, o.data, o.trainMissing === false ? { ...recipe, epochs: 0 } : recipe, { resume: true, silent: o.silent, log });
+  progress.forEach((p, i) => {
+    if (o.trainMissing === false && p.epoch === 0) throw new Error(`${sets[i].checkpoint} holds no trained epoch`);
+  });
+  return sets.map((s) => s.net);
 }
 
 /** The ensemble of a method (null for methods without one), trained on cached augmented train outputs. */
@@ -185,10 +205,18 @@ export async function runSeed(backbone: Backbone, o: PipelineOptions, seed: numb
   const headKinds = [...new Set(o.methods.map((m) => methodSpec(m).heads))] as HeadKind[];
   const result: SeedResult = { seed, baseAccuracy: NaN, methods: {}, costs: {} };
 
-  for (const kind of headKinds) {
-    const net = headsStage(backbone, o, seed, kind);
-    const valOut = val ? cached(path.join(dir, `outputs-${kind}-val.safetensors`), () => collectExitLogProbs(net, val, o.data.norm, { silent: o.silent, label: `${kind} exits on val` })) : undefined;
-    const testOut = cached(path.join(dir, `outputs-${kind}-test.safetensors`), () => collectExitLogProbs(net, test, o.data.norm, { silent: o.silent, label: `${kind} exits on test` }));
+  const nets = headsStages(backbone, o, seed, headKinds);
+  const outputs = (ds: ImageDataset, split: string): ExitLogProbs[] =>
+    cachedShared(
+      headKinds.map((k) => path.join(dir, `outputs-${k}-${split}.safetensors`)),
+      (missing) => collectSharedExitLogProbs(missing.map((i) => nets[i]), ds, o.data.norm, { silent: o.silent, label: `${missing.map((i) => headKinds[i]).join('+')} exits on ${split}` }),
+    );
+  const valOuts = val ? outputs(val, 'val') : undefined;
+  const testOuts = outputs(test, 'test');
+  for (const [i, kind] of headKinds.entries()) {
+    const net = nets[i];
+    const valOut = valOuts?.[i];
+    const testOut = testOuts[i];
     result.baseAccuracy = accuracyOfExit(testOut, testOut.numExits - 1);
 
     for (const m of o.methods.filter((m) => methodSpec(m).heads === kind)) {

@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ABLATIONS, DEFAULT_METHODS, HEAD_CASCADE, METHODS, methodSpec } from '../../src/exits/methods';
 import { EarlyExitNetwork } from '../../src/exits/network';
-import { collectExitLogProbs, probsPerExit } from '../../src/exits/collect';
+import { collectExitLogProbs, collectSharedExitLogProbs, probsPerExit } from '../../src/exits/collect';
 import { CifarResNet, createBackbone } from '../../src/models';
 import { makeDataset } from '../../src/data/dataset';
 import * as F from '../../src/nn/functional';
@@ -134,5 +134,14 @@ test('collectExitLogProbs: the log-softmax of every exit over a data set, in ord
       assertClose(row, expected[m].slice(i * 10, (i + 1) * 10).map(Math.exp), { atol: 1e-5, what: `probs exit ${m} sample ${i}` });
     }
   }
+  // SDN heads on the same backbone, collected together with these in one pass: the same numbers each.
+  const sdn = new EarlyExitNetwork(net.backbone, { cascade: HEAD_CASCADE.sdn });
+  const alone = collectExitLogProbs(sdn, ds, norm, { batchSize: 3, silent: true });
+  const [z, s] = collectSharedExitLogProbs([net, sdn], ds, norm, { batchSize: 3, silent: true });
+  assert.deepEqual([...z.logProbs], [...e.logProbs]);
+  assert.deepEqual([...s.logProbs], [...alone.logProbs]);
+  assert.deepEqual([...s.labels], [...e.labels]);
+  assert.throws(() => sdn.exitLogits(new EarlyExitNetwork(new CifarResNet({ depth: 8, inChannels: 1 })).tapFeatures(x)), /another backbone/);
+  sdn.heads.forEach((h) => h.dispose());
   net.dispose();
 });

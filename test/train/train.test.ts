@@ -9,7 +9,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { loadDataset, subset, type LoadedDataset } from '../../src/data';
 import { trainBackbone, scaledMilestones, REFERENCE_RECIPE } from '../../src/train/backbone';
-import { trainHeads, type HeadRecipe } from '../../src/train/heads';
+import { trainHeads, trainSharedHeads, type HeadRecipe } from '../../src/train/heads';
 import { accuracy, batchTensors } from '../../src/train/batches';
 import { loadCheckpoint, saveCheckpoint } from '../../src/train/checkpoint';
 import { EarlyExitNetwork } from '../../src/exits/network';
@@ -123,6 +123,39 @@ test('trainHeads lowers the ICs\' loss and leaves the backbone (weights and BN s
   assert.equal(bb.training, false);
   assert.ok(bb.parameters().every((p) => !p.requiresGrad), 'frozen');
   net.dispose();
+});
+
+test('trainSharedHeads: SDN and ZTW heads in one backbone pass end exactly as trained apart; a set resumed ahead waits', async () => {
+  const full = await fashion();
+  const data: LoadedDataset = { ...full, train: subset(full.train, 256, 3) };
+  const recipe: HeadRecipe = { ...HEAD_RECIPE, epochs: 2, milestones: [1] };
+  manualSeed(30);
+  const bb = new CifarResNet({ depth: 8, inChannels: 1 }).toMemoryFormat('channels_last');
+  const make = (kind: 'sdn' | 'ztw'): EarlyExitNetwork => {
+    manualSeed(kind === 'sdn' ? 31 : 32);
+    const net = new EarlyExitNetwork(bb, { cascade: HEAD_CASCADE[kind] });
+    net.heads.forEach((h) => h.toMemoryFormat('channels_last'));
+    return net;
+  };
+  const apart = [make('sdn'), make('ztw')];
+  apart.forEach((n) => trainHeads(n, data, recipe, quiet));
+  const dir = tmp('shared');
+  const together = [make('sdn'), make('ztw')];
+  // The ZTW set has one epoch done already (resumed ahead): it skips epoch 1 and joins for epoch 2.
+  trainHeads(together[1], data, { ...recipe, epochs: 1 }, { ...quiet, checkpoint: path.join(dir, 'ztw.ckpt') });
+  const progress = trainSharedHeads([{ net: together[0] }, { net: together[1], checkpoint: path.join(dir, 'ztw.ckpt') }], data, recipe, { ...quiet, resume: true });
+  assert.deepEqual(progress.map((p) => p.epoch), [2, 2]);
+  assert.deepEqual(progress.map((p) => p.history.length), [2, 2]);
+  apart.forEach((a, i) => {
+    const ha = snapshot(a);
+    const ht = snapshot(together[i]);
+    for (const [k, v] of ha) if (k.startsWith('heads.')) assert.deepEqual(ht.get(k), v, `${['sdn', 'ztw'][i]} ${k}: together = apart`);
+  });
+  const other = new EarlyExitNetwork(new CifarResNet({ depth: 8, inChannels: 1 }), { cascade: HEAD_CASCADE.sdn });
+  assert.throws(() => trainSharedHeads([{ net: apart[0] }, { net: other }], data, recipe, quiet), /same backbone and taps/);
+  fs.rmSync(dir, { recursive: true, force: true });
+  other.dispose();
+  bb.dispose();
 });
 
 test('trainHeads resumes from its checkpoint: 1 epoch + resume = 2 epochs uninterrupted', async () => {
