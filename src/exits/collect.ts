@@ -9,7 +9,7 @@ import { tidy } from '../tensor/scope';
 import type { Tensor } from '../tensor/tensor';
 import { batchTensors } from '../train/batches';
 import { createProgress } from '../util/progress';
-import type { EarlyExitNetwork } from './network';
+import { sharedExitLogits, type EarlyExitNetwork } from './network';
 
 /** Exit log-probabilities [N, M, K] as one Float32Array, with labels. */
 export interface ExitLogProbs {
@@ -49,10 +49,9 @@ export function collectSharedExitLogProbs(nets: EarlyExitNetwork[], ds: ImageDat
     for (const b of loader.epoch(0)) {
       tidy(() => {
         const { x } = batchTensors(b, 'channels_last');
-        const f = nets[0].tapFeatures(x);
-        nets.forEach((net, i) => {
-          const lp = stack(net.exitLogits(f).map((l) => F.logSoftmax(l, 1)), 1); // [n, M, K]
-          outs[i].set(lp.data() as Float32Array, offset * net.numExits * K);
+        sharedExitLogits(nets, x).forEach((logits, i) => {
+          const lp = stack(logits.map((l) => F.logSoftmax(l, 1)), 1); // [n, M, K]
+          outs[i].set(lp.data() as Float32Array, offset * nets[i].numExits * K);
         });
       });
       labels.set(b.y, offset);

@@ -10,6 +10,11 @@ import type { Tensor } from '../tensor/tensor';
 
 export type EnsembleKind = 'geometric' | 'additive' | 'mean';
 
+export interface ExitParams {
+  weights: Tensor;
+  bias?: Tensor;
+}
+
 export interface EnsembleOptions { numExits: number; numClasses: number; kind?: EnsembleKind }
 
 export class ExitEnsembles extends Module {
@@ -55,14 +60,27 @@ export class ExitEnsembles extends Module {
 
   /** Ensemble for exit m alone, given only the first m+1 exits: [N, m+1, K] -> [N, K]. */
   forwardExit(m: number, logProbs: Tensor): Tensor {
-    const w = this.memberWeights().narrow(0, m, 1).narrow(1, 0, m + 1).view(1, 1, m + 1); // [1,1,m+1]
+    return this.combineExit(this.exitParams(m), logProbs);
+  }
+
+  /**
+   * Exit m's member weights [1, 1, m+1] and bias [1, K] (none for the mean).
+   * An inference runtime computes them once and calls combineExit per batch.
+   */
+  exitParams(m: number): ExitParams {
+    const w = this.memberWeights().narrow(0, m, 1).narrow(1, 0, m + 1).view(1, 1, m + 1);
+    return { weights: w, bias: this.kind === 'mean' ? undefined : this.param('bias').narrow(0, m, 1) };
+  }
+
+  /** forwardExit with exitParams(m) given: the same numbers. */
+  combineExit({ weights, bias }: ExitParams, logProbs: Tensor): Tensor {
     if (this.kind === 'geometric') {
-      const z = w.matmul(logProbs).squeeze(1).add(this.param('bias').narrow(0, m, 1));
+      const z = weights.matmul(logProbs).squeeze(1).add(bias as Tensor);
       return F.logSoftmax(z, -1);
     }
     const p = logProbs.exp();
-    let s = w.matmul(p).squeeze(1);
-    if (this.kind === 'additive') s = s.add(this.param('bias').narrow(0, m, 1).exp());
+    let s = weights.matmul(p).squeeze(1);
+    if (this.kind === 'additive') s = s.add((bias as Tensor).exp());
     return s.div(s.sum(-1, true)).log();
   }
 

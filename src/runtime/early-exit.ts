@@ -4,14 +4,15 @@
 // sample the prediction, the probabilities, the exit it left at and the
 // cost it spent.
 import type { EarlyExitNetwork } from '../exits/network';
-import type { ExitEnsembles } from '../exits/ensemble';
+import type { ExitEnsembles, ExitParams } from '../exits/ensemble';
 import type { CostModel } from '../eval/types';
 import * as F from '../nn/functional';
-import { arange, stack } from '../tensor/create';
+import { cat, tensor } from '../tensor/create';
 import { noGrad } from '../tensor/grad';
-import { tidy } from '../tensor/scope';
+import { dispose, tidy } from '../tensor/scope';
 import type { Tensor } from '../tensor/tensor';
 import { validatePolicy, type ExitPolicy } from './policy';
+import { answerLeaving, decideExits, keepRuleRows, type RuleState } from './onnx-core';
 
 export interface ExitResult {
   /** Predicted class per sample. */
@@ -27,6 +28,7 @@ export interface ExitResult {
 export class EarlyExitRuntime {
   readonly numExits: number;
   readonly numClasses: number;
+  private ensembleCache?: { sources: Tensor[]; versions: number[]; params: ExitParams[] };
 
   constructor(readonly net: EarlyExitNetwork, readonly ensembles: ExitEnsembles | null, readonly costs: CostModel) {
     this.numExits = net.numExits;
@@ -49,64 +51,46 @@ export class EarlyExitRuntime {
     this.net.eval();
     const N = x.shape[0];
     const K = this.numClasses;
+    const M = this.numExits;
     const res: ExitResult = { prediction: new Int32Array(N), probs: new Float32Array(N * K), exitIndex: new Int32Array(N), cost: new Float64Array(N) };
+    // Every decision is made in JS on the exit's probabilities (one read per
+    // exit): the rows bookkeeping costs no native calls, which at batch 1
+    // were as many as the head's own.
     noGrad(() =>
       tidy(() => {
         const { heads, tapIndices, backbone } = this.net;
-        let rows = arange(N); // original index of every sample still running
+        const ensemble = this.ensembleParams();
+        let rows = Int32Array.from({ length: N }, (_, i) => i); // batch position of every running sample
         let prevLogits: Tensor | undefined;
-        let logProbs: Tensor[] = []; // every exit so far, for the ensemble (active rows only)
-        let lastArg: Tensor | undefined;
-        let streak: Tensor | undefined;
+        let members: Tensor | undefined; // [n, m, K] log-probabilities of the exits so far (ensemble input)
+        const rule: RuleState = {};
+        let keep: Tensor | undefined;
         let head = 0;
-        let keepIdx: Tensor | undefined;
-        const gen = backbone.staged(x);
         let tap = 0;
-        // Answers the rows in `leave` (bool [n]) and returns the indices of the others.
-        const record = (exit: number, p: Tensor, leave: Tensor): Tensor => {
-          const idx = leave.nonzero().view(-1);
-          if (idx.shape[0] > 0) this.answer(res, exit, rows.indexSelect(0, idx), p.indexSelect(0, idx));
-          return leave.logicalNot().nonzero().view(-1);
-        };
-        for (let r = gen.next(); ; r = gen.next(keepIdx)) {
-          keepIdx = undefined;
-          if (r.done) {
-            // The backbone's classifier answers whoever is left.
-            const m = this.numExits - 1;
-            const lp = F.logSoftmax(r.value, 1);
-            const p = this.exitProbs(m, lp, logProbs);
-            this.answer(res, m, rows, p);
-            break;
-          }
-          if (!tapIndices.includes(tap++)) continue;
-          const logits = heads[head].forward(r.value, head > 0 ? prevLogits : undefined);
-          const lp = F.logSoftmax(logits, 1);
-          const p = this.exitProbs(head, lp, logProbs);
-          let leave: Tensor;
-          if (policy.kind === 'confidence') {
-            leave = p.maxDim(1).values.gt(policy.tau);
-          } else {
-            const arg = p.argmax(1);
-            streak = lastArg && streak ? arg.eq(lastArg).to('int64').mul(streak).add(1) : arange(0, arg.shape[0]).mul(0).add(1);
-            lastArg = arg;
-            leave = streak.ge(policy.patience);
-          }
-          const stay = record(head, p, leave);
-          if (stay.shape[0] === 0) {
+        const gen = backbone.staged(x);
+        for (let r = gen.next(); ; r = gen.next(keep)) {
+          keep = undefined;
+          if (!r.done && !tapIndices.includes(tap++)) continue;
+          const m = r.done ? M - 1 : head;
+          const logits = r.done ? r.value : heads[head].forward(r.value, head > 0 ? prevLogits : undefined);
+          const lp = F.logSoftmax(logits, 1).unsqueeze(1);
+          members = members ? cat([members, lp], 1) : lp;
+          const logQ = ensemble ? this.ensembles!.combineExit(ensemble[m], members) : lp.squeeze(1);
+          const p = logQ.exp().data() as Float32Array;
+          const { leave, arg } = decideExits(p, rows.length, K, policy, r.done === true, rule);
+          const stay = answerLeaving(res, rows, leave, arg, p, K, m, this.costs.exitCosts[m]);
+          if (r.done) break;
+          if (stay.length === 0) {
             gen.return(undefined as never);
             break;
           }
-          if (stay.shape[0] < rows.shape[0]) {
-            rows = rows.indexSelect(0, stay);
-            logProbs = logProbs.map((t) => t.indexSelect(0, stay));
-            prevLogits = logits.indexSelect(0, stay);
-            if (lastArg) lastArg = lastArg.indexSelect(0, stay);
-            if (streak) streak = streak.indexSelect(0, stay);
-            keepIdx = stay;
-            logProbs.push(lp.indexSelect(0, stay));
-          } else {
-            prevLogits = logits;
-            logProbs.push(lp);
+          prevLogits = logits;
+          if (stay.length < rows.length) {
+            keep = tensor(stay, [stay.length], 'int64');
+            prevLogits = logits.indexSelect(0, keep);
+            members = members.indexSelect(0, keep);
+            rows = Int32Array.from(stay, (i) => rows[i]);
+            keepRuleRows(rule, stay);
           }
           head++;
         }
@@ -115,24 +99,30 @@ export class EarlyExitRuntime {
     return res;
   }
 
-  /** Probabilities of exit m: its own softmax, or its ensemble over exits 0..m. */
-  private exitProbs(m: number, lp: Tensor, previous: Tensor[]): Tensor {
-    if (!this.ensembles) return lp.exp();
-    return this.ensembles.forwardExit(m, stack([...previous, lp], 1)).exp();
+  /**
+   * Each exit's ensemble weights, computed once and reused while the
+   * ensemble's parameters stay the same (they are fixed at inference).
+   */
+  private ensembleParams(): ExitParams[] | null {
+    const ens = this.ensembles;
+    if (!ens) return null;
+    const sources = ens.parameters();
+    const versions = sources.map((t) => t.version);
+    const c = this.ensembleCache;
+    if (c && c.sources.length === sources.length && c.sources.every((t, i) => t.handle === sources[i].handle && versions[i] === c.versions[i])) return c.params;
+    if (c) c.params.forEach((q) => dispose(q));
+    const params = noGrad(() => Array.from({ length: this.numExits }, (_, m) => tidy(() => ens.exitParams(m))));
+    params.forEach((q) => {
+      q.weights.keep();
+      q.bias?.keep();
+    });
+    this.ensembleCache = { sources, versions, params };
+    return params;
   }
 
-  private answer(res: ExitResult, exit: number, rows: Tensor, p: Tensor): void {
-    const idx = rows.data() as BigInt64Array;
-    const probs = p.data() as Float32Array;
-    const pred = p.argmax(1).data() as BigInt64Array;
-    const K = this.numClasses;
-    for (let i = 0; i < idx.length; i++) {
-      const n = Number(idx[i]);
-      res.prediction[n] = Number(pred[i]);
-      res.exitIndex[n] = exit;
-      res.cost[n] = this.costs.exitCosts[exit];
-      res.probs.set(probs.subarray(i * K, (i + 1) * K), n * K);
-    }
+  /** Frees the cached ensemble weights (the network and ensembles stay the caller's). */
+  dispose(): void {
+    this.ensembleCache?.params.forEach((q) => dispose(q));
+    this.ensembleCache = undefined;
   }
 }
-

@@ -329,8 +329,7 @@ export class OnnxEarlyExitRuntime {
     let feats: Dense = x;
     let prevLogits: Dense | undefined;
     let logProbs: Dense[] = [];
-    let lastArg: Int32Array | undefined;
-    let streak: Int32Array | undefined;
+    const rule: RuleState = {};
     for (let m = 0; m < M; m++) {
       const e = this.manifest.exits[m];
       const final = e.kind === 'final';
@@ -339,41 +338,18 @@ export class OnnxEarlyExitRuntime {
       logProbs.push(out.log_probs);
       const p = e.ensemble ? (await this.stage(e.ensemble, Object.fromEntries(logProbs.map((lp, j) => [`log_probs_${j}`, lp])))).probs : out.probs;
       const n = rows.length;
-      const arg = argmaxRows(p.data, n, K);
-      const leave = new Uint8Array(n);
-      if (final) leave.fill(1);
-      else if (policy.kind === 'confidence') {
-        for (let i = 0; i < n; i++) leave[i] = p.data[i * K + arg[i]] > policy.tau ? 1 : 0;
-      } else {
-        const s = new Int32Array(n);
-        for (let i = 0; i < n; i++) s[i] = lastArg && streak ? (arg[i] === lastArg[i] ? streak[i] + 1 : 1) : 1;
-        streak = s;
-        lastArg = arg;
-        for (let i = 0; i < n; i++) leave[i] = s[i] >= policy.patience ? 1 : 0;
-      }
-      const stay: number[] = [];
-      for (let i = 0; i < n; i++) {
-        if (!leave[i]) {
-          stay.push(i);
-          continue;
-        }
-        const r = rows[i];
-        res.prediction[r] = arg[i];
-        res.exitIndex[r] = m;
-        res.cost[r] = e.cost;
-        res.probs.set(p.data.subarray(i * K, (i + 1) * K), r * K);
-      }
+      const { leave, arg } = decideExits(p.data, n, K, policy, final, rule);
+      const stay = answerLeaving(res, rows, leave, arg, p.data, K, m, e.cost);
       if (final || stay.length === 0) break;
       if (stay.length < n) {
-        const idx = Int32Array.from(stay);
+        const idx = stay;
         const f = seg.features;
         const rowSize = prod(f.dims.slice(1));
         feats = { data: takeRows(f.data, rowSize, idx), dims: [idx.length, ...f.dims.slice(1)] };
         prevLogits = { data: takeRows(out.logits.data, K, idx), dims: [idx.length, K] };
         logProbs = logProbs.map((lp) => ({ data: takeRows(lp.data, K, idx), dims: [idx.length, K] }));
-        rows = Int32Array.from(stay, (i) => rows[i]);
-        if (lastArg) lastArg = Int32Array.from(stay, (i) => (lastArg as Int32Array)[i]);
-        if (streak) streak = Int32Array.from(stay, (i) => (streak as Int32Array)[i]);
+        rows = Int32Array.from(idx, (i) => rows[i]);
+        keepRuleRows(rule, idx);
       } else {
         feats = seg.features;
         prevLogits = out.logits;
@@ -400,6 +376,62 @@ export class OnnxEarlyExitRuntime {
     }
     return probs;
   }
+}
+
+/** What the patience rule remembers per running sample. */
+export interface RuleState {
+  lastArg?: Int32Array;
+  streak?: Int32Array;
+}
+
+/**
+ * The exit rule on one exit's probabilities ([n * K] row-major), shared by
+ * the libtorch and onnxruntime runtimes so both decide exactly as the
+ * offline evaluator: which rows leave, and every row's answer.
+ */
+export function decideExits(p: Float32Array, n: number, K: number, policy: ExitPolicy, final: boolean, state: RuleState): { leave: Uint8Array; arg: Int32Array } {
+  const arg = argmaxRows(p, n, K);
+  const leave = new Uint8Array(n);
+  if (final) leave.fill(1);
+  else if (policy.kind === 'confidence') {
+    // In float32, as the offline evaluator compares (src/eval/exit-rules.ts).
+    const tau = Math.fround(policy.tau);
+    for (let i = 0; i < n; i++) leave[i] = p[i * K + arg[i]] > tau ? 1 : 0;
+  } else {
+    const { lastArg, streak } = state;
+    const s = new Int32Array(n);
+    for (let i = 0; i < n; i++) s[i] = lastArg && streak ? (arg[i] === lastArg[i] ? streak[i] + 1 : 1) : 1;
+    state.streak = s;
+    state.lastArg = arg;
+    for (let i = 0; i < n; i++) leave[i] = s[i] >= policy.patience ? 1 : 0;
+  }
+  return { leave, arg };
+}
+
+/**
+ * Writes the answers of the rows that leave exit `exit` into res (rows[i] is
+ * row i's place in the batch); returns the positions of the rows that stay.
+ */
+export function answerLeaving(res: ExitResult, rows: Int32Array, leave: Uint8Array, arg: Int32Array, p: Float32Array, K: number, exit: number, cost: number): Int32Array {
+  const stay: number[] = [];
+  for (let i = 0; i < rows.length; i++) {
+    if (!leave[i]) {
+      stay.push(i);
+      continue;
+    }
+    const r = rows[i];
+    res.prediction[r] = arg[i];
+    res.exitIndex[r] = exit;
+    res.cost[r] = cost;
+    res.probs.set(p.subarray(i * K, (i + 1) * K), r * K);
+  }
+  return Int32Array.from(stay);
+}
+
+/** Keeps the rule's memory for the rows that go on. */
+export function keepRuleRows(state: RuleState, stay: Int32Array): void {
+  if (state.lastArg) state.lastArg = Int32Array.from(stay, (i) => (state.lastArg as Int32Array)[i]);
+  if (state.streak) state.streak = Int32Array.from(stay, (i) => (state.streak as Int32Array)[i]);
 }
 
 /** First index of the maximum of each row (torch.argmax's choice on ties). */

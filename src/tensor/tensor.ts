@@ -37,6 +37,10 @@ export class Tensor {
   get strides(): number[] {
     return native.strides(this.handle);
   }
+  /** libtorch's version counter: bumped by every in-place update (for caches of derived tensors). */
+  get version(): number {
+    return native.version(this.handle);
+  }
   get isDisposed(): boolean {
     return this.handle.isDisposed();
   }

@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import { BatchLoader } from '../data/batchLoader';
 import { subset } from '../data/dataset';
 import type { LoadedDataset } from '../data/registry';
-import type { EarlyExitNetwork } from '../exits/network';
+import { sharedExitLogits, type EarlyExitNetwork } from '../exits/network';
 import * as F from '../nn/functional';
 import { Adam } from '../optim/adam';
 import { MultiStepLR } from '../optim/schedule';
@@ -63,8 +63,6 @@ export function trainSharedHeads(sets: HeadSet[], data: LoadedDataset, recipe: H
   const log = o.log ?? ((s: string) => process.stderr.write(s + '\n'));
   const base = sets[0]?.net;
   if (!base) return [];
-  for (const { net } of sets)
-    if (net.backbone !== base.backbone || net.tapIndices.join(',') !== base.tapIndices.join(',')) throw new Error('trainSharedHeads: every head set must sit on the same backbone and taps');
   base.freezeBackbone();
   const states = sets.map(({ net, checkpoint }) => {
     const opt = new Adam(net.headParameters(), { lr: recipe.lr, weightDecay: recipe.weightDecay });
@@ -93,10 +91,10 @@ export function trainSharedHeads(sets: HeadSet[], data: LoadedDataset, recipe: H
     for (const b of loader.epoch(epoch)) {
       tidy(() => {
         const { x, y } = batchTensors(b, 'channels_last');
-        const f = base.tapFeatures(x);
+        const all = sharedExitLogits(active.map((s) => s.net), x);
         active.forEach((s, i) => {
           s.opt.zeroGrad();
-          const logits = s.net.exitLogits(f).slice(0, s.net.heads.length);
+          const logits = all[i].slice(0, s.net.heads.length);
           const loss = logits.map((l) => F.crossEntropy(l, y)).reduce((a: Tensor, c) => a.add(c));
           loss.backward();
           s.opt.step();

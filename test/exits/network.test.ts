@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ABLATIONS, DEFAULT_METHODS, HEAD_CASCADE, METHODS, methodSpec } from '../../src/exits/methods';
-import { EarlyExitNetwork } from '../../src/exits/network';
+import { EarlyExitNetwork, sharedExitLogits } from '../../src/exits/network';
 import { collectExitLogProbs, collectSharedExitLogProbs, probsPerExit } from '../../src/exits/collect';
 import { CifarResNet, createBackbone } from '../../src/models';
 import { makeDataset } from '../../src/data/dataset';
@@ -141,7 +141,7 @@ test('collectExitLogProbs: the log-softmax of every exit over a data set, in ord
   assert.deepEqual([...z.logProbs], [...e.logProbs]);
   assert.deepEqual([...s.logProbs], [...alone.logProbs]);
   assert.deepEqual([...s.labels], [...e.labels]);
-  assert.throws(() => sdn.exitLogits(new EarlyExitNetwork(new CifarResNet({ depth: 8, inChannels: 1 })).tapFeatures(x)), /another backbone/);
+  assert.throws(() => sharedExitLogits([sdn, new EarlyExitNetwork(new CifarResNet({ depth: 8, inChannels: 1 }))], x), /same backbone and taps/);
   sdn.heads.forEach((h) => h.dispose());
   net.dispose();
 });

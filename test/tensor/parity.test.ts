@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { tensor, cat, stack, where, manualSeed, rand, randn, randperm, randint, tidy, Tensor, type DType } from '../../src/tensor';
+import { tensor, cat, stack, where, manualSeed, rand, randn, randperm, randint, tidy, noGrad, Tensor, type DType } from '../../src/tensor';
 import { F } from '../../src/nn';
 import { SGD, Adam } from '../../src/optim';
 import { assertClose, assertTensorClose } from '../helpers/assert';
@@ -96,6 +96,28 @@ for (const c of fixtures.cases as Case[]) {
     });
   });
 }
+
+// Without gradients, convolutions take the oneDNN path (native/src/ops_nn.cc):
+// the same PyTorch outputs, also for a single image and channels-last.
+test('parity: conv2d fixtures through the inference path (oneDNN), single images and channels-last too', () => {
+  const convs = (fixtures.cases as Case[]).filter((c) => c.op === 'conv2d');
+  assert.ok(convs.length >= 2);
+  for (const c of convs)
+    noGrad(() =>
+      tidy(() => {
+        const [x, w, b] = c.inputs.map(dec);
+        const run = (xi: Tensor, wi: Tensor): Tensor => ops.conv2d([xi, wi, b], c.kwargs) as Tensor;
+        assertTensorClose(run(x, w), c.outputs[0], { what: `${c.name} (inference)` });
+        const want = dec(c.outputs[0]);
+        for (let n = 0; n < x.shape[0]; n++) {
+          const one = run(x.narrow(0, n, 1), w);
+          assertClose(one.toNumbers(), want.narrow(0, n, 1).toNumbers(), { atol: 1e-4, what: `${c.name} image ${n} alone` });
+        }
+        const cl = run(x.contiguous('channels_last'), w.contiguous('channels_last'));
+        assertClose(cl.contiguous().toNumbers(), want.toNumbers(), { atol: 1e-4, what: `${c.name} channels-last` });
+      }),
+    );
+});
 
 test('parity: seeded random streams equal PyTorch', () => {
   const r = fixtures.random;
