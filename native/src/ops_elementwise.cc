@@ -79,7 +79,8 @@ ZTW_OP(where) {
 }
 
 ZTW_OP(maskedFill) { return a.ret(at::masked_fill(a.t(0), a.t(1), a.scalar(2))); }
-ZTW_OP(lerp) { return a.ret(at::lerp(a.t(0), a.t(1), a.scalar(2))); }
+// lerp(start, end, weight): weight a number or a tensor (broadcast).
+ZTW_OP(lerp) { return a.ret(a.isNumber(2) ? at::lerp(a.t(0), a.t(1), a.scalar(2)) : at::lerp(a.t(0), a.t(1), a.t(2))); }
 ZTW_OP(cast) { return a.ret(a.t(0).to(a.dtype(1))); }
 
 // In place: they return nothing, the first tensor is updated.

@@ -64,22 +64,22 @@ export class ExitEnsembles extends Module {
   }
 
   /**
-   * Exit m's member weights [1, 1, m+1] and bias [1, K] (none for the mean).
+   * Exit m's member weights [m+1] and bias [1, K] (none for the mean).
    * An inference runtime computes them once and calls combineExit per batch.
    */
   exitParams(m: number): ExitParams {
-    const w = this.memberWeights().narrow(0, m, 1).narrow(1, 0, m + 1).view(1, 1, m + 1);
+    const w = this.memberWeights().narrow(0, m, 1).narrow(1, 0, m + 1).view(m + 1); // [m+1] @ [N, m+1, K] -> [N, K]
     return { weights: w, bias: this.kind === 'mean' ? undefined : this.param('bias').narrow(0, m, 1) };
   }
 
   /** forwardExit with exitParams(m) given: the same numbers. */
   combineExit({ weights, bias }: ExitParams, logProbs: Tensor): Tensor {
     if (this.kind === 'geometric') {
-      const z = weights.matmul(logProbs).squeeze(1).add(bias as Tensor);
+      const z = weights.matmul(logProbs).add(bias as Tensor);
       return F.logSoftmax(z, -1);
     }
     const p = logProbs.exp();
-    let s = weights.matmul(p).squeeze(1);
+    let s = weights.matmul(p);
     if (this.kind === 'additive') s = s.add((bias as Tensor).exp());
     return s.div(s.sum(-1, true)).log();
   }

@@ -7,6 +7,7 @@ import * as F from '../nn/functional';
 import { rand } from '../tensor/create';
 import { cat } from '../tensor/create';
 import type { Tensor } from '../tensor/tensor';
+import { isGradEnabled } from '../tensor/grad';
 
 export interface CascadeOptions {
   /** Read the previous IC's logits (ZTW); false for SDN's independent heads. */
@@ -47,8 +48,8 @@ export class SDNPool extends Module {
     const a = this.param('alpha');
     const mx = F.maxPool2d(x, this.kernel);
     const av = F.avgPool2d(x, this.kernel);
-    // a*max + (1-a)*avg = avg + a*(max - avg)
-    return av.add(mx.sub(av).mul(a));
+    // a*max + (1-a)*avg = avg + a*(max - avg): one lerp instead of three ops
+    return av.lerp(mx, a);
   }
 }
 
@@ -88,7 +89,8 @@ export class ICHead extends Module {
     h = h.flatten(1);
     if (this.usesPrevious) {
       if (!previousLogits) throw new Error('ICHead: this head has a cascade input; pass the previous IC\'s logits');
-      let p = this.cascade.detach ? previousLogits.detach() : previousLogits;
+      // Without gradients (inference) there is nothing to stop: skip the op.
+      let p = this.cascade.detach && isGradEnabled() ? previousLogits.detach() : previousLogits;
       if (this.cascadeNorm) p = this.cascadeNorm.forward(p);
       h = cat([h, p], 1);
     }

@@ -407,6 +407,13 @@ const RULES: Record<string, Rule> = {
     e.bind(out, e.name(x), e.batched(x));
   },
 
+  // lerp(a, b, w) = a + w * (b - a); w a number or a tensor
+  lerp: (e, [a, b, w], out) => {
+    const dt = e.dtype(out);
+    const [d] = e.node('Sub', [e.operand(b, dt), e.operand(a, dt)]);
+    const [s] = e.node('Mul', [d, e.operand(w, dt)]);
+    e.bind(out, e.node('Add', [e.operand(a, dt), s])[0], e.batched(a) || e.batched(b) || e.batched(w));
+  },
   matmul: (e, [a, b], out) => e.bind(out, e.node('MatMul', [e.name(a), e.name(b)])[0], e.batched(a) || e.batched(b)),
   linear: (e, [x, w, b], out) => {
     let y: string;

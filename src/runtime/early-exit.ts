@@ -76,7 +76,8 @@ export class EarlyExitRuntime {
           const lp = F.logSoftmax(logits, 1).unsqueeze(1);
           members = members ? cat([members, lp], 1) : lp;
           const logQ = ensemble ? this.ensembles!.combineExit(ensemble[m], members) : lp.squeeze(1);
-          const p = logQ.exp().data() as Float32Array;
+          // exp in JS, as the offline evaluator turns log-probabilities into probabilities (probsPerExit).
+          const p = Float32Array.from(logQ.data() as Float32Array, Math.exp);
           const { leave, arg } = decideExits(p, rows.length, K, policy, r.done === true, rule);
           const stay = answerLeaving(res, rows, leave, arg, p, K, m, this.costs.exitCosts[m]);
           if (r.done) break;

@@ -108,7 +108,8 @@ export class Tensor {
   isfinite(): Tensor { return wrap(native.isfinite(this.handle)); }
   clamp(min?: number | null, max?: number | null): Tensor { return wrap(native.clamp(this.handle, min ?? null, max ?? null)); }
   maskedFill(mask: Tensor, value: number): Tensor { return wrap(native.maskedFill(this.handle, mask.handle, value)); }
-  lerp(end: Tensor, weight: number): Tensor { return wrap(native.lerp(this.handle, end.handle, weight)); }
+  /** this + weight * (end - this); weight a number or a tensor that broadcasts. */
+  lerp(end: Tensor, weight: number | Tensor): Tensor { return wrap(native.lerp(this.handle, end.handle, h(weight))); }
   to(dtype: DType): Tensor { return wrap(native.cast(this.handle, dtype)); }
   float(): Tensor { return this.to('float32'); }
   long(): Tensor { return this.to('int64'); }
