@@ -3,6 +3,7 @@
 // ends in `_`, which updates this tensor in place, as in PyTorch.
 import { native, type NativeHandle } from './native';
 import { keep, track } from './scope';
+import { TorchError } from './errors';
 
 export type DType = 'float32' | 'float64' | 'int64' | 'int32' | 'uint8' | 'bool';
 export type TypedArray = Float32Array | Float64Array | BigInt64Array | Int32Array | Uint8Array;
@@ -48,6 +49,7 @@ export class Tensor {
     return native.isContiguous(this.handle, format);
   }
   dispose(): void {
+    this.shapeCache = undefined; // a disposed tensor has no shape: the next .shape throws E_DISPOSED
     this.handle.dispose();
   }
   keep(): this {
@@ -205,6 +207,12 @@ export class Tensor {
     return g ? wrap(g) : undefined;
   }
   set grad(g: Tensor | undefined) {
+    if (g && (g.shape.join(',') !== this.shape.join(',') || g.dtype !== this.dtype)) {
+      const e = new TorchError(`ztw.setGrad: a gradient of shape [${g.shape}] ${g.dtype} for a tensor of shape [${this.shape}] ${this.dtype}`);
+      e.code = 'E_ARG';
+      e.op = 'setGrad';
+      throw e;
+    }
     native.setGrad(this.handle, g?.handle);
   }
   backward(gradient?: Tensor, retainGraph = false): void {

@@ -152,12 +152,30 @@ test('disposed tensors: idempotent dispose, E_DISPOSED on use', () => {
   const fresh = randn([4]);
   fresh.dispose();
   expectTorchError(() => fresh.shape, { code: 'E_DISPOSED', op: 'shape', message: /tensor was disposed/ });
+  // Even once its shape was read (and cached) before dispose().
+  const seen = randn([5]);
+  assert.deepEqual(seen.shape, [5]);
+  seen.dispose();
+  expectTorchError(() => seen.shape, { code: 'E_DISPOSED', op: 'shape', message: /tensor was disposed/ });
   // The survivor is unharmed.
   assert.deepEqual(u.shape, [2, 3]);
   // dispose() of containers tolerates already-disposed and repeated tensors.
   dispose([u, t, { again: u }]);
   assert.equal(u.isDisposed, true);
   assert.equal(liveTensors(), before);
+});
+
+test('setting .grad checks shape and dtype against the tensor', () => {
+  tidy(() => {
+    const p = randn([2, 3]).requiresGrad_();
+    expectTorchError(() => (p.grad = zeros([3, 2])), { code: 'E_ARG', op: 'setGrad', message: /shape \[3,2\] float32 for a tensor of shape \[2,3\] float32/ });
+    expectTorchError(() => (p.grad = zeros([2, 3], 'float64')), { code: 'E_ARG', op: 'setGrad', message: /float64/ });
+    assert.equal(p.grad, undefined, 'nothing was set');
+    p.grad = ones([2, 3]);
+    assert.deepEqual(p.grad?.toNumbers(), [1, 1, 1, 1, 1, 1]);
+    p.grad = undefined;
+    assert.equal(p.grad, undefined);
+  });
 });
 
 // ---- wrong argument types ----
