@@ -35,6 +35,10 @@ const o = cli.opts();
 
 (async () => {
   setNumThreads(Number(o.threads));
+  if (!fs.existsSync(path.join(o.run, 'seed0'))) {
+    console.error(`bench:exits: no trained model in ${o.run}/seed0. Run \`npm run demo\` first (it writes runs/demo), or pass --run DIR of a \`ztw run\` experiment (with --arch and --backbone).`);
+    process.exit(2);
+  }
   const data = await loadDataset('fashion-mnist', { silent: true });
   const { net, ensembles } = loadTrainedModel({ arch: o.arch, numClasses: data.numClasses, inputShape: data.inputShape, backbone: o.backbone, seedDir: path.join(o.run, 'seed0'), method: o.method });
   const costs = exitCostModel(net, ensembles);
