@@ -11,6 +11,7 @@ const cli = new Command()
   .option('--rounds <n>', 'alternating rounds per case', '3')
   .option('--iters <n>', 'timed steps per round', '5')
   .option('--threads <n>', 'threads for both engines', '2')
+  .option('--latency', 'also time the forward at batch 1 (inference latency), where libtorch 1.13 leaves oneDNN')
   .parse();
 const o = cli.opts();
 
@@ -20,14 +21,17 @@ const rows: string[] = [];
 for (const arch of ['resnet20', 'resnet56']) {
   const flops = backboneCost(createBackbone(arch)).flops;
   results[arch] = {};
-  for (const mode of ['forward', 'train'] as const) {
-    const c: BenchCase = { arch, mode, batch: 128, size: 32, channels: 3, threads: Number(o.threads), iters: Number(o.iters), warmup: 2 };
+  const cases: { mode: 'forward' | 'train'; batch: number }[] = [{ mode: 'forward', batch: 128 }, { mode: 'train', batch: 128 }, ...(o.latency ? [{ mode: 'forward' as const, batch: 1 }] : [])];
+  for (const { mode, batch } of cases) {
+    // Batch 1 steps are short: more of them for a stable median.
+    const c: BenchCase = { arch, mode, batch, size: 32, channels: 3, threads: Number(o.threads), iters: Number(o.iters) * (batch === 1 ? 40 : 1), warmup: batch === 1 ? 10 : 2 };
     const r = sideBySide(c, Number(o.rounds));
     // A training step costs about 3x the forward (forward + two backward products).
     const gflops = (r.ztw * flops * (mode === 'train' ? 3 : 1)) / 1e9;
-    results[arch][mode] = { ...r, gflops: round(gflops), peakFraction: round(gflops / PEAK_GFLOPS, 3) };
-    rows.push(`| ${arch} | ${mode} | ${r.ztw} | ${r.pytorch} | ${r.ratio.toFixed(2)} | ${round(gflops)} (${round((100 * gflops) / PEAK_GFLOPS)}%) |`);
-    if (!o.json) process.stderr.write(`${arch} ${mode}: ztw ${r.ztw} img/s, pytorch ${r.pytorch} img/s, ratio ${r.ratio}\n`);
+    const name = batch === 128 ? mode : `${mode} (batch ${batch})`;
+    results[arch][name] = { ...r, gflops: round(gflops), peakFraction: round(gflops / PEAK_GFLOPS, 3) };
+    rows.push(`| ${arch} | ${name} | ${r.ztw} | ${r.pytorch} | ${r.ratio.toFixed(2)} | ${round(gflops)} (${round((100 * gflops) / PEAK_GFLOPS)}%) |`);
+    if (!o.json) process.stderr.write(`${arch} ${name}: ztw ${r.ztw} img/s, pytorch ${r.pytorch} img/s, ratio ${r.ratio}\n`);
   }
 }
 if (o.json) console.log(JSON.stringify(results));
