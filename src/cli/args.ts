@@ -19,6 +19,12 @@ export function positiveNumber(flag: string, v: string | number): number {
   return n;
 }
 
+export function probability(flag: string, v: string | number): number {
+  const n = Number(v);
+  if (!(n >= 0 && n <= 1)) throw new Error(`${flag} must be a number in [0, 1], got ${v}`);
+  return n;
+}
+
 export function intList(flag: string, v: string): number[] {
   const xs = v.split(',').map((x) => x.trim()).filter(Boolean).map(Number);
   if (xs.some((x) => !Number.isInteger(x) || x < 0)) throw new Error(`${flag}: expected a comma-separated list of integers, got '${v}'`);

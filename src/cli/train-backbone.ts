@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import * as path from 'node:path';
 import { loadDataset } from '../data/registry';
 import { REFERENCE_RECIPE, scaledMilestones, trainBackbone } from '../train/backbone';
-import { intList, positiveInt, positiveNumber } from './args';
+import { intList, positiveInt, positiveNumber, probability } from './args';
 
 export function registerTrainBackbone(program: Command): void {
   program
@@ -19,6 +19,7 @@ export function registerTrainBackbone(program: Command): void {
     .option('--batch <n>', 'batch size', String(REFERENCE_RECIPE.batchSize))
     .option('--weight-decay <x>', 'weight decay (default: the network\'s reference value)')
     .option('--train-subset <n>', 'train on this many samples only (quick runs)')
+    .option('--dropout <p>', 'dropout where the network has it (default: the reference\'s; 0 suits short WRN runs)')
     .option('--seed <n>', 'seed', '0')
     .option('--out <dir>', 'output directory (default runs/<data>/<arch>/backbone)')
     .option('--resume', 'continue from the checkpoint in --out')
@@ -40,6 +41,7 @@ export function registerTrainBackbone(program: Command): void {
           batchSize: positiveInt('--batch', o.batch),
           seed: Number(o.seed),
           trainSubset: o.trainSubset ? positiveInt('--train-subset', o.trainSubset) : undefined,
+          dropout: o.dropout === undefined ? undefined : probability('--dropout', o.dropout),
         },
         { outDir: out, resume: o.resume },
       );

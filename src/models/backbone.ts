@@ -19,6 +19,13 @@ export interface BackboneOptions {
   inChannels?: number;
   /** Spatial input size: 32 (CIFAR), 64 (Tiny ImageNet, stride-2 stem) or the network's own. */
   inputSize?: number;
+  /**
+   * Dropout probability where the network has dropout (VGG's classifier,
+   * WRN's blocks); default the reference's (0.5, 0.3). Short recipes may want
+   * 0 for WRN: its dropout sits before a BN, whose running variance then no
+   * longer fits evaluation until training has converged.
+   */
+  dropout?: number;
 }
 
 export abstract class Backbone extends Module {

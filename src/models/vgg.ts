@@ -30,10 +30,10 @@ class ConvBlock extends Module {
 class FcBlock extends Module {
   readonly fc: Linear;
   readonly drop: Dropout;
-  constructor(inF: number, outF: number, readonly relu: boolean) {
+  constructor(inF: number, outF: number, readonly relu: boolean, dropout: number) {
     super();
     this.fc = this.registerModule('fc', new Linear({ inFeatures: inF, outFeatures: outF }));
-    this.drop = this.registerModule('drop', new Dropout({ p: 0.5 }));
+    this.drop = this.registerModule('drop', new Dropout({ p: dropout }));
   }
   forward(x: Tensor): Tensor {
     const h = this.fc.forward(x);
@@ -70,10 +70,10 @@ export class VGG16BN extends Backbone {
     // The reference widens the FC layers for 64x64 inputs (2x2 final maps).
     const flat = 512 * s * s;
     const [f1, f2] = size >= 64 ? [2048, 1024] : [512, 512];
-    this.fc1 = this.registerModule('fc1', new FcBlock(flat, f1, true));
+    this.fc1 = this.registerModule('fc1', new FcBlock(flat, f1, true, o.dropout ?? 0.5));
     this.taps.push({ name: 'fc1', shape: [f1] });
     // The last two linears have no ReLU between them, as in the reference.
-    this.fc2 = this.registerModule('fc2', new FcBlock(f1, f2, false));
+    this.fc2 = this.registerModule('fc2', new FcBlock(f1, f2, false, o.dropout ?? 0.5));
     this.classifier = this.registerModule('classifier', new Linear({ inFeatures: f2, outFeatures: this.numClasses }));
     initResNetWeights(this);
   }

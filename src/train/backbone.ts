@@ -34,6 +34,8 @@ export interface BackboneRecipe {
   seed: number;
   /** Use only this many training samples (class-balanced); for quick runs. */
   trainSubset?: number;
+  /** Dropout where the network has it (default the reference's). */
+  dropout?: number;
 }
 
 export const REFERENCE_RECIPE: Omit<BackboneRecipe, 'arch'> = { epochs: 100, lr: 0.1, momentum: 0.9, milestones: [35, 60, 85], gamma: 0.1, batchSize: 128, seed: 0 };
@@ -58,7 +60,7 @@ export async function trainBackbone(data: LoadedDataset, recipe: BackboneRecipe,
   const log = o.log ?? ((s: string) => process.stderr.write(s + '\n'));
   const [c, h] = data.inputShape;
   manualSeed(recipe.seed);
-  const model = createBackbone(recipe.arch, { numClasses: data.numClasses, inChannels: c, inputSize: h }).toMemoryFormat('channels_last');
+  const model = createBackbone(recipe.arch, { numClasses: data.numClasses, inChannels: c, inputSize: h, dropout: recipe.dropout }).toMemoryFormat('channels_last');
   const wd = recipe.weightDecay ?? model.weightDecay;
   const opt = new SGD(model.parameters(), { lr: recipe.lr, momentum: recipe.momentum, weightDecay: wd });
   const sched = new MultiStepLR(opt, { milestones: recipe.milestones, gamma: recipe.gamma });

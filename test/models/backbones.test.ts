@@ -167,3 +167,21 @@ test('CifarResNet depth must be 6n+2; depth 8 has one block per stage', () => {
   m.dispose();
   assert.throws(() => createBackbone('resnet57'), /unknown architecture 'resnet57'/);
 });
+
+test('the dropout option reaches every dropout layer (WRN blocks, VGG classifier); training mode shows it', () => {
+  for (const [arch, dflt] of [['wrn32_4', 0.3], ['vgg16bn', 0.5]] as const) {
+    const ps = (b: Backbone): number[] => [...b.namedModules()].filter(([, m]) => m.constructor.name === 'Dropout').map(([, m]) => (m as unknown as { options: { p: number } }).options.p);
+    const ref = ps(createBackbone(arch, { inChannels: 1 }));
+    const off = createBackbone(arch, { inChannels: 1, dropout: 0 });
+    assert.ok(ref.length > 0 && ref.every((p) => p === dflt), `${arch}: the reference's ${dflt}`);
+    assert.deepEqual(ps(off), ref.map(() => 0));
+    // Without dropout, training-mode forwards of the same batch agree (BN uses batch statistics either way).
+    noGrad(() =>
+      tidy(() => {
+        off.train();
+        const x = randn([4, 1, 32, 32]);
+        assertClose(off.forward(x).toNumbers(), off.forward(x).toNumbers(), { atol: 1e-5, what: `${arch} dropout 0` });
+      }),
+    );
+  }
+});
