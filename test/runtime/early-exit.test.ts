@@ -95,3 +95,17 @@ test('runtime rejects bad thresholds, patience, shapes, dtypes and NaN inputs', 
   assert.throws(() => runtime.run(x.mul(Number.NaN), { kind: 'confidence', tau: 0.5 }), /NaN/);
   assert.throws(() => runtime.run(x, { kind: 'bogus' } as never), /unknown kind/);
 });
+
+test('the runtime\'s cached ensemble weights follow in-place updates of the ensemble', () => {
+  const { net, ens, costs, runtime } = setup(true);
+  const x = randn([24, 1, 32, 32]);
+  const policy = { kind: 'confidence' as const, tau: 0.7 };
+  const before = runtime.run(x, policy);
+  noGrad(() => (ens as ExitEnsembles).parameters()[0].mul_(-3)); // in place: same tensor, new version
+  const after = runtime.run(x, policy);
+  const fresh = new EarlyExitRuntime(net, ens, costs).run(x, policy);
+  assert.deepEqual(Array.from(after.exitIndex), Array.from(fresh.exitIndex));
+  assert.deepEqual(Array.from(after.probs), Array.from(fresh.probs));
+  assert.notDeepEqual(Array.from(after.probs), Array.from(before.probs), 'the update changed the answers');
+  runtime.dispose();
+});
