@@ -127,50 +127,30 @@ test('the tracer fails loudly on what it cannot export, and always restores the 
   assert.throws(() => trace((x) => x.narrow(0, 0, 1)), /along the batch dimension/);
   assert.throws(() => trace(() => tensor([[1, 2]])), /does not depend on the graph's inputs/);
   assert.throws(() => trace((x) => x.sum(0, true)), /lost the batch dimension/);
-  // A value of an earlier graph read without being an input.
-  assert.throws(
-    () =>
-      noGrad(() =>
-        tidy(() =>
-          withTracer(new Map(), (tr) => {
-            tr.beginGraph('a');
-            const x = randn([2, 4]);
-            tr.input('x', x);
-            const h = x.relu();
-            tr.output('h', h);
-            tr.endGraph();
-            tr.beginGraph('b');
-            const z = randn([2, 4]);
-            tr.input('z', z);
-            tr.output('y', z.add(h));
-          }),
-        ),
+  // A value of an earlier graph read without being an input: directly, through an
+  // alias, or through ops run between two graphs.
+  type T = ReturnType<typeof randn>;
+  const crossGraph = (first: (x: T) => T, between: (h: T) => T): void =>
+    void noGrad(() =>
+      tidy(() =>
+        withTracer(new Map(), (tr) => {
+          tr.beginGraph('a');
+          const x = randn([2, 4]);
+          tr.input('x', x);
+          const h = first(x);
+          tr.output('h', h);
+          tr.endGraph();
+          const later = between(h);
+          tr.beginGraph('b');
+          const z = randn([2, 4]);
+          tr.input('z', z);
+          tr.output('y', z.add(later));
+        }),
       ),
-    /reads 'a\/relu_\d+', a value of an earlier graph/,
-  );
-  // ... also through an alias, or through ops run between two graphs.
-  for (const between of [(h: ReturnType<typeof randn>) => h.detach(), (h: ReturnType<typeof randn>) => h.mul(2)])
-    assert.throws(
-      () =>
-        noGrad(() =>
-          tidy(() =>
-            withTracer(new Map(), (tr) => {
-              tr.beginGraph('a');
-              const x = randn([2, 4]);
-              tr.input('x', x);
-              const h = x.relu().detach();
-              tr.output('h', h);
-              tr.endGraph();
-              const later = between(h);
-              tr.beginGraph('b');
-              const z = randn([2, 4]);
-              tr.input('z', z);
-              tr.output('y', z.add(later));
-            }),
-          ),
-        ),
-      /a value of an earlier graph that is not an input/,
     );
+  assert.throws(() => crossGraph((x) => x.relu(), (h) => h), /reads 'a\/relu_\d+', a value of an earlier graph/);
+  for (const between of [(h: T) => h.detach(), (h: T) => h.mul(2)])
+    assert.throws(() => crossGraph((x) => x.relu().detach(), between), /a value of an earlier graph that is not an input/);
   // BN in training mode (batch statistics).
   assert.throws(() => trace((x) => F.batchNorm(x.view(2, 4, 1, 1), { training: true }).flatten(1)), /batch norm in training mode/);
   assert.equal(native.add, add);
