@@ -16,7 +16,8 @@
         "native/src/ops_nn.cc",
         "native/src/ops_reduce.cc",
         "native/src/ops_shape.cc",
-        "native/src/ops_autograd.cc"
+        "native/src/ops_autograd.cc",
+        "native/src/ops_exits.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS"],

@@ -1,5 +1,6 @@
 // Neural-network layers and losses.
 #include "op.h"
+#include "nn.h"
 
 using namespace ztw;
 
@@ -12,10 +13,6 @@ static int64_t Reduction(const Args& a, size_t i) {
   throw ArgError("reduction must be 'mean', 'sum' or 'none', got '" + r + "'");
 }
 
-static c10::optional<at::Tensor> Opt(const Args& a, size_t i) {
-  auto t = a.optT(i);
-  return t ? c10::optional<at::Tensor>(*t) : c10::nullopt;
-}
 
 ZTW_OP(matmul) { return a.ret(at::matmul(a.t(0), a.t(1))); }
 // linear(x, weight[out,in], bias?)
@@ -31,15 +28,13 @@ static bool UseOneDnn(const at::Tensor& x, const at::Tensor& w, int64_t groups) 
          w.dim() == 4 && x.numel() > 0 && groups > 0 && w.size(1) * groups == x.size(1) && w.size(0) % groups == 0 &&
          at::globalContext().userEnabledMkldnn() && at::hasMKLDNN();
 }
-ZTW_OP(conv2d) {
-  const auto& x = a.t(0);
-  const auto& w = a.t(1);
-  const auto groups = a.i64(6);
-  const auto stride = a.ints(3), padding = a.ints(4), dilation = a.ints(5);
+at::Tensor ztw::Conv2d(const at::Tensor& x, const at::Tensor& w, const c10::optional<at::Tensor>& b, at::IntArrayRef stride,
+                       at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups) {
   if (stride.size() == 2 && padding.size() == 2 && dilation.size() == 2 && UseOneDnn(x, w, groups))
-    return a.ret(at::mkldnn_convolution(x, w, Opt(a, 2), padding, stride, dilation, groups));
-  return a.ret(at::conv2d(x, w, Opt(a, 2), stride, padding, dilation, groups));
+    return at::mkldnn_convolution(x, w, b, padding, stride, dilation, groups);
+  return at::conv2d(x, w, b, stride, padding, dilation, groups);
 }
+ZTW_OP(conv2d) { return a.ret(Conv2d(a.t(0), a.t(1), Opt(a, 2), a.ints(3), a.ints(4), a.ints(5), a.i64(6))); }
 // batchNorm(x, weight?, bias?, runningMean?, runningVar?, training, momentum, eps):
 // in training mode the running statistics are updated in place.
 ZTW_OP(batchNorm) {

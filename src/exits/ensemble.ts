@@ -4,16 +4,14 @@
 // q_m = softmax(z_m). Additive: q_m ∝ sum_j exp(w_mj) p_j + exp(b_m).
 // Mean: q_m = mean_{j<=m} p_j.
 import { Module } from '../nn/module';
-import { tensor, zeros, randn, stack } from '../tensor/create';
+import { tensor, zeros, randn } from '../tensor/create';
+import { noGrad } from '../tensor/grad';
+import { tidy } from '../tensor/scope';
+import { ExitCombiner } from './combine';
 import * as F from '../nn/functional';
 import type { Tensor } from '../tensor/tensor';
 
 export type EnsembleKind = 'geometric' | 'additive' | 'mean';
-
-export interface ExitParams {
-  weights: Tensor;
-  bias?: Tensor;
-}
 
 export interface EnsembleOptions { numExits: number; numClasses: number; kind?: EnsembleKind }
 
@@ -47,53 +45,41 @@ export class ExitEnsembles extends Module {
    * log-probabilities of each exit's ensemble (normalised).
    */
   forward(logProbs: Tensor): Tensor {
-    const w = this.memberWeights();
-    if (this.kind === 'geometric') {
-      const z = w.matmul(logProbs).add(this.param('bias'));
-      return F.logSoftmax(z, -1);
-    }
-    const p = logProbs.exp();
-    let s = w.matmul(p);
-    if (this.kind === 'additive') s = s.add(this.param('bias').exp());
-    return s.div(s.sum(-1, true)).log();
-  }
-
-  /** Ensemble for exit m alone, given only the first m+1 exits: [N, m+1, K] -> [N, K]. */
-  forwardExit(m: number, logProbs: Tensor): Tensor {
-    return this.combineExit(this.exitParams(m), logProbs);
+    return this.combineWith(this.memberWeights(), this.kind === 'mean' ? undefined : this.param('bias'), logProbs);
   }
 
   /**
-   * Exit m's member weights [m+1] and bias [1, K] (none for the mean).
-   * An inference runtime computes them once and calls combineExit per batch.
+   * Ensemble for exit m alone, given only the first m+1 exits, in tensor
+   * ops: [N, m+1, K] -> log q [N, K]. What ONNX export traces.
    */
-  exitParams(m: number): ExitParams {
+  forwardExit(m: number, logProbs: Tensor): Tensor {
     const w = this.memberWeights().narrow(0, m, 1).narrow(1, 0, m + 1).view(m + 1); // [m+1] @ [N, m+1, K] -> [N, K]
-    return { weights: w, bias: this.kind === 'mean' ? undefined : this.param('bias').narrow(0, m, 1) };
+    return this.combineWith(w, this.kind === 'mean' ? undefined : this.param('bias').narrow(0, m, 1), logProbs);
   }
 
-  /** forwardExit with exitParams(m) given: the same numbers. */
-  combineExit({ weights, bias }: ExitParams, logProbs: Tensor): Tensor {
-    if (this.kind === 'geometric') {
-      const z = weights.matmul(logProbs).add(bias as Tensor);
-      return F.logSoftmax(z, -1);
-    }
-    const p = logProbs.exp();
-    let s = weights.matmul(p);
+  /** log q from member weights w (@ over the exits' axis) and the bias. */
+  private combineWith(w: Tensor, bias: Tensor | undefined, logProbs: Tensor): Tensor {
+    if (this.kind === 'geometric') return F.logSoftmax(w.matmul(logProbs).add(bias as Tensor), -1);
+    let s = w.matmul(logProbs.exp());
     if (this.kind === 'additive') s = s.add((bias as Tensor).exp());
     return s.div(s.sum(-1, true)).log();
   }
 
   /**
-   * Every exit's ensemble computed exactly as inference computes it, one exit
-   * at a time (forward() batches them, which may differ in the last bit):
-   * offline evaluation uses this so that it matches online exits exactly.
+   * The ensembles as inference uses them: weights and biases read out once
+   * into a plain-JS combiner (see combine.ts). Numbers equal forward()'s up
+   * to float32 rounding; offline evaluation and both runtimes use this.
    */
-  forwardPerExit(logProbs: Tensor): Tensor {
-    const M = this.options.numExits;
-    const outs: Tensor[] = [];
-    for (let m = 0; m < M; m++) outs.push(this.forwardExit(m, logProbs.narrow(1, 0, m + 1)));
-    return stack(outs, 1);
+  combiner(): ExitCombiner {
+    const { numExits: M, numClasses: K } = this.options;
+    const w = noGrad(() => tidy(() => this.memberWeights().data() as Float32Array));
+    const b = this.kind === 'mean' ? null : noGrad(() => tidy(() => this.param('bias').data() as Float32Array));
+    return new ExitCombiner({
+      kind: this.kind,
+      numClasses: K,
+      weights: Array.from({ length: M }, (_, m) => w.subarray(m * M, m * M + m + 1)),
+      bias: Array.from({ length: M }, (_, m) => (b ? b.subarray(m * K, (m + 1) * K) : null)),
+    });
   }
 
   /** FLOPs of exit m's ensemble for one sample: weighted sum of m+1 members, bias, softmax. */

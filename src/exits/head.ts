@@ -8,6 +8,8 @@ import { rand } from '../tensor/create';
 import { cat } from '../tensor/create';
 import type { Tensor } from '../tensor/tensor';
 import { isGradEnabled } from '../tensor/grad';
+import { native } from '../tensor/native';
+import { wrapHandles } from '../tensor/tensor';
 
 export interface CascadeOptions {
   /** Read the previous IC's logits (ZTW); false for SDN's independent heads. */
@@ -40,12 +42,15 @@ export class SDNPool extends Module {
     // One learnable scalar, uniform in [0, 1), not clamped (as the reference).
     this.registerParameter('alpha', rand([1]));
   }
+  get alpha(): Tensor {
+    return this.param('alpha');
+  }
   get outSize(): number {
     return this.size >= 4 ? Math.floor(this.size / this.kernel) : this.size;
   }
   forward(x: Tensor): Tensor {
     if (this.size < 4) return x;
-    const a = this.param('alpha');
+    const a = this.alpha;
     const mx = F.maxPool2d(x, this.kernel);
     const av = F.avgPool2d(x, this.kernel);
     // a*max + (1-a)*avg = avg + a*(max - avg). Not lerp(av, mx, a): libtorch
@@ -97,5 +102,35 @@ export class ICHead extends Module {
       h = cat([h, p], 1);
     }
     return this.fc.forward(h);
+  }
+
+  /**
+   * Inference: [logits, log-probabilities]. Without gradients the whole head
+   * runs in one native call (native/src/ops_exits.cc: the same ops as
+   * forward(), so the same numbers); with them, or with a LayerNorm on the
+   * cascade input, it composes forward() and a log-softmax.
+   */
+  exitForward(features: Tensor, previousLogits?: Tensor): [Tensor, Tensor] {
+    if (isGradEnabled() || this.cascadeNorm) {
+      const logits = this.forward(features, previousLogits);
+      return [logits, F.logSoftmax(logits, 1)];
+    }
+    if (this.usesPrevious && !previousLogits) throw new Error('ICHead: this head has a cascade input; pass the previous IC\'s logits');
+    const conv = this.conv;
+    const pooled = this.pool && this.pool.size >= 4 ? this.pool : undefined;
+    const out = native.icHead(
+      features.handle,
+      conv?.weight.handle,
+      conv?.bias?.handle,
+      conv?.options.stride ?? 1,
+      conv?.options.padding ?? 0,
+      pooled?.alpha.handle,
+      pooled ? pooled.kernel : 0,
+      this.fc.weight.handle,
+      this.fc.bias?.handle,
+      this.usesPrevious ? previousLogits?.handle : undefined,
+    );
+    const [logits, logProbs] = wrapHandles(out);
+    return [logits, logProbs];
   }
 }

@@ -51,7 +51,7 @@ export abstract class Backbone extends Module {
   }
 }
 
-/** Narrows a running batch to the rows the caller keeps. */
+/** Narrows a running batch to the rows the caller keeps, in the batch's memory format. */
 export function keepRows(x: Tensor, rows: Tensor | undefined): Tensor {
-  return rows ? x.indexSelect(0, rows) : x;
+  return rows ? x.takeRows(rows) : x;
 }

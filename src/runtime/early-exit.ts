@@ -4,15 +4,16 @@
 // sample the prediction, the probabilities, the exit it left at and the
 // cost it spent.
 import type { EarlyExitNetwork } from '../exits/network';
-import type { ExitEnsembles, ExitParams } from '../exits/ensemble';
+import type { ExitEnsembles } from '../exits/ensemble';
+import type { ExitCombiner } from '../exits/combine';
 import type { CostModel } from '../eval/types';
 import * as F from '../nn/functional';
-import { cat, tensor } from '../tensor/create';
+import { tensor } from '../tensor/create';
 import { noGrad } from '../tensor/grad';
-import { dispose, tidy } from '../tensor/scope';
+import { tidy } from '../tensor/scope';
 import type { Tensor } from '../tensor/tensor';
 import { validatePolicy, type ExitPolicy } from './policy';
-import { answerLeaving, decideExits, keepRuleRows, type RuleState } from './onnx-core';
+import { answerLeaving, decideExits, keepRuleRows, takeRows, type RuleState } from './onnx-core';
 
 export interface ExitResult {
   /** Predicted class per sample. */
@@ -28,7 +29,7 @@ export interface ExitResult {
 export class EarlyExitRuntime {
   readonly numExits: number;
   readonly numClasses: number;
-  private ensembleCache?: { sources: Tensor[]; versions: number[]; params: ExitParams[] };
+  private ensembleCache?: { sources: Tensor[]; versions: number[]; combiner: ExitCombiner };
 
   constructor(readonly net: EarlyExitNetwork, readonly ensembles: ExitEnsembles | null, readonly costs: CostModel) {
     this.numExits = net.numExits;
@@ -53,16 +54,16 @@ export class EarlyExitRuntime {
     const K = this.numClasses;
     const M = this.numExits;
     const res: ExitResult = { prediction: new Int32Array(N), probs: new Float32Array(N * K), exitIndex: new Int32Array(N), cost: new Float64Array(N) };
-    // Every decision is made in JS on the exit's probabilities (one read per
-    // exit): the rows bookkeeping costs no native calls, which at batch 1
-    // were as many as the head's own.
+    // Per exit: one native call for the head, one read of its log-probs; the
+    // ensemble, the rule and the rows bookkeeping run in JS (at batch 1 each
+    // native call costs ~4 us, as much as a small op's work).
     noGrad(() =>
       tidy(() => {
         const { heads, tapIndices, backbone } = this.net;
-        const ensemble = this.ensembleParams();
+        const combiner = this.combiner();
         let rows = Int32Array.from({ length: N }, (_, i) => i); // batch position of every running sample
         let prevLogits: Tensor | undefined;
-        let members: Tensor | undefined; // [n, m, K] log-probabilities of the exits so far (ensemble input)
+        let members: Float32Array[] = []; // log-probabilities of the exits so far, [n * K] each (ensemble input)
         const rule: RuleState = {};
         let keep: Tensor | undefined;
         let head = 0;
@@ -72,12 +73,11 @@ export class EarlyExitRuntime {
           keep = undefined;
           if (!r.done && !tapIndices.includes(tap++)) continue;
           const m = r.done ? M - 1 : head;
-          const logits = r.done ? r.value : heads[head].forward(r.value, head > 0 ? prevLogits : undefined);
-          const lp = F.logSoftmax(logits, 1).unsqueeze(1);
-          members = members ? cat([members, lp], 1) : lp;
-          const logQ = ensemble ? this.ensembles!.combineExit(ensemble[m], members) : lp.squeeze(1);
+          const [logits, lp] = r.done ? [r.value, F.logSoftmax(r.value, 1)] : heads[head].exitForward(r.value, head > 0 ? prevLogits : undefined);
+          members.push(lp.data() as Float32Array);
+          const logQ = combiner ? combiner.combine(m, members, rows.length) : members[m];
           // exp in JS, as the offline evaluator turns log-probabilities into probabilities (probsPerExit).
-          const p = Float32Array.from(logQ.data() as Float32Array, Math.exp);
+          const p = Float32Array.from(logQ, Math.exp);
           const { leave, arg } = decideExits(p, rows.length, K, policy, r.done === true, rule);
           const stay = answerLeaving(res, rows, leave, arg, p, K, m, this.costs.exitCosts[m]);
           if (r.done) break;
@@ -88,8 +88,8 @@ export class EarlyExitRuntime {
           prevLogits = logits;
           if (stay.length < rows.length) {
             keep = tensor(stay, [stay.length], 'int64');
-            prevLogits = logits.indexSelect(0, keep);
-            members = members.indexSelect(0, keep);
+            prevLogits = logits.takeRows(keep);
+            members = members.map((lpj) => takeRows(lpj, K, stay));
             rows = Int32Array.from(stay, (i) => rows[i]);
             keepRuleRows(rule, stay);
           }
@@ -101,29 +101,23 @@ export class EarlyExitRuntime {
   }
 
   /**
-   * Each exit's ensemble weights, computed once and reused while the
-   * ensemble's parameters stay the same (they are fixed at inference).
+   * The ensembles' combiner, read out once and reused while the ensemble's
+   * parameters stay the same (they are fixed at inference).
    */
-  private ensembleParams(): ExitParams[] | null {
+  private combiner(): ExitCombiner | null {
     const ens = this.ensembles;
     if (!ens) return null;
     const sources = ens.parameters();
     const versions = sources.map((t) => t.version);
     const c = this.ensembleCache;
-    if (c && c.sources.length === sources.length && c.sources.every((t, i) => t.handle === sources[i].handle && versions[i] === c.versions[i])) return c.params;
-    if (c) c.params.forEach((q) => dispose(q));
-    const params = noGrad(() => Array.from({ length: this.numExits }, (_, m) => tidy(() => ens.exitParams(m))));
-    params.forEach((q) => {
-      q.weights.keep();
-      q.bias?.keep();
-    });
-    this.ensembleCache = { sources, versions, params };
-    return params;
+    if (c && c.sources.length === sources.length && c.sources.every((t, i) => t.handle === sources[i].handle && versions[i] === c.versions[i])) return c.combiner;
+    const combiner = ens.combiner();
+    this.ensembleCache = { sources, versions, combiner };
+    return combiner;
   }
 
-  /** Frees the cached ensemble weights (the network and ensembles stay the caller's). */
+  /** Drops the cached ensemble weights (the network and ensembles stay the caller's). */
   dispose(): void {
-    this.ensembleCache?.params.forEach((q) => dispose(q));
     this.ensembleCache = undefined;
   }
 }

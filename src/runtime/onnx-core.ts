@@ -198,7 +198,7 @@ export function preprocessPixels(pixels: ArrayLike<number>, m: Pick<EarlyExitMan
 const prod = (a: readonly number[]): number => a.reduce((s, d) => s * d, 1);
 
 /** Rows idx of a row-major [n, rowSize] array. */
-function takeRows(data: Float32Array, rowSize: number, idx: Int32Array): Float32Array {
+export function takeRows(data: Float32Array, rowSize: number, idx: Int32Array): Float32Array {
   const out = new Float32Array(idx.length * rowSize);
   for (let i = 0; i < idx.length; i++) out.set(data.subarray(idx[i] * rowSize, (idx[i] + 1) * rowSize), i * rowSize);
   return out;

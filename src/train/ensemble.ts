@@ -52,8 +52,11 @@ export function trainEnsembles(inputs: ExitLogProbs, recipe: EnsembleRecipe, o: 
   return { ensembles: ens, losses };
 }
 
-/** Ensemble outputs for cached exit log-probabilities: the same layout, now log q. */
+/**
+ * Ensemble outputs for cached exit log-probabilities: the same layout, now
+ * log q, computed by the combiner the runtimes use (so offline simulation
+ * and online exits agree exactly).
+ */
 export function applyEnsembles(ens: ExitEnsembles, inputs: ExitLogProbs): ExitLogProbs {
-  const out = noGrad(() => tidy(() => ens.forwardPerExit(logProbsTensor(inputs)).data() as Float32Array));
-  return { ...inputs, logProbs: out };
+  return { ...inputs, logProbs: ens.combiner().combineAll(inputs.logProbs, inputs.numSamples) };
 }

@@ -4,6 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ExitEnsembles, type EnsembleKind } from '../../src/exits/ensemble';
+import { ExitCombiner } from '../../src/exits/combine';
 import type { ExitLogProbs } from '../../src/exits/collect';
 import { applyEnsembles, trainEnsembles } from '../../src/train/ensemble';
 import { manualSeed, tensor } from '../../src/tensor/create';
@@ -133,6 +134,13 @@ for (const kind of ['geometric', 'additive', 'mean'] as EnsembleKind[]) {
         }
       }),
     );
+    // The JS combiner (offline evaluation and the runtimes) equals forward() up to float32 rounding.
+    const viaCombiner = ens.combiner().combineAll(Float32Array.from(lp), N);
+    assertClose(Array.from(viaCombiner), got, { atol: 2e-5, rtol: 1e-4, what: `${kind} combiner vs forward()` });
+    for (let row = 0; row < N * M; row++) {
+      const s = viaCombiner.slice(row * K, (row + 1) * K).reduce((a, v) => a + Math.exp(v), 0);
+      assert.ok(Math.abs(s - 1) < 1e-6, `combiner row ${row}: exp(log q) sums to ${s}`);
+    }
     // The FLOPs of exit m's ensemble grow with m.
     for (let m = 1; m < M; m++) assert.ok(ens.exitFlops(m) > ens.exitFlops(m - 1));
     ens.dispose();
@@ -214,4 +222,17 @@ test('trainEnsembles is deterministic for a seed', () => {
   const b = trainEnsembles(train, { kind: 'geometric', epochs: 5, lr: 0.01, batchSize: 128, seed: 3 }, { silent: true });
   assert.deepEqual(a.losses, b.losses);
   assert.deepEqual(a.ensembles.memberWeights().toNumbers(), b.ensembles.memberWeights().toNumbers());
+});
+
+test('ExitCombiner rejects inconsistent weights, members and exits', () => {
+  const spec = { kind: 'geometric' as const, numClasses: 2, weights: [[1], [0.5, 0.5]], bias: [[0, 0], [0, 0]] };
+  const c = new ExitCombiner(spec);
+  assert.deepEqual(Array.from(c.combine(0, [Float32Array.from([Math.log(0.25), Math.log(0.75)])], 1), Math.exp).map((v) => +v.toFixed(6)), [0.25, 0.75]);
+  assert.throws(() => new ExitCombiner({ ...spec, weights: [[1], [1]] }), /exit 1 needs 2 member weights/);
+  assert.throws(() => new ExitCombiner({ ...spec, bias: [[0], [0, 0]] }), /exit 0 needs 2 bias values/);
+  assert.throws(() => new ExitCombiner({ ...spec, kind: 'bogus' as never }), /unknown kind/);
+  assert.throws(() => c.combine(2, [], 1), /out of range/);
+  assert.throws(() => c.combine(1, [new Float32Array(2)], 1), /needs 2 members/);
+  assert.throws(() => c.combine(0, [new Float32Array(3)], 1), /member 0 has 3 values, expected 2/);
+  assert.throws(() => c.combineAll(new Float32Array(5), 1), /expected 1 x 2 x 2/);
 });

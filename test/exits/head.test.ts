@@ -140,3 +140,39 @@ for (const detach of [true, false]) {
     h2.dispose();
   });
 }
+
+test('exitForward: one native call with exactly the numbers of forward() and a log-softmax', () => {
+  manualSeed(21);
+  const K = 7;
+  const cases: { tap: number[]; stride?: number; prev: boolean; layout?: 'channels_last' }[] = [
+    { tap: [8, 16, 16], prev: true, layout: 'channels_last' },
+    { tap: [8, 16, 16], prev: false },
+    { tap: [4, 3, 3], prev: true }, // below 4x4: no pooling
+    { tap: [6, 32, 32], stride: 2, prev: true, layout: 'channels_last' },
+    { tap: [20], prev: true }, // flat tap: linear only
+  ];
+  for (const c of cases) {
+    const h = new ICHead({ tapShape: c.tap, numClasses: K, previousClasses: c.prev ? K : 0, cascade: { enabled: true }, stride: c.stride });
+    if (c.layout) h.toMemoryFormat(c.layout);
+    h.eval();
+    noGrad(() =>
+      tidy(() => {
+        let x = randn([5, ...c.tap]);
+        if (c.layout) x = x.contiguous(c.layout);
+        const prev = c.prev ? randn([5, K]) : undefined;
+        const want = h.forward(x, prev);
+        const [logits, lp] = h.exitForward(x, prev);
+        assert.deepEqual(logits.toNumbers(), want.toNumbers(), `logits, tap [${c.tap}]`);
+        assert.deepEqual(lp.toNumbers(), F.logSoftmax(want, 1).toNumbers(), `log-probs, tap [${c.tap}]`);
+        if (c.prev) assert.throws(() => h.exitForward(x), /cascade input/);
+      }),
+    );
+    // With gradients it composes forward(), so training still gets them.
+    tidy(() => {
+      const [logits] = h.exitForward(randn([2, ...c.tap]), c.prev ? randn([2, K]) : undefined);
+      logits.sum().backward();
+      assert.ok(h.fc.weight.grad, 'gradient reaches the head');
+    });
+    h.dispose();
+  }
+});

@@ -9,6 +9,7 @@ import { confidenceExit, patienceExit } from '../../src/eval';
 import { manualSeed, randn, noGrad, tidy, stack, setNumThreads, type Tensor } from '../../src/tensor';
 import { F } from '../../src/nn';
 import { probsPerExit } from '../../src/exits/collect';
+import { applyEnsembles } from '../../src/train/ensemble';
 
 setNumThreads(1);
 
@@ -33,10 +34,10 @@ function offline(net: EarlyExitNetwork, ens: ExitEnsembles | null, x: Tensor) {
   return noGrad(() =>
     tidy(() => {
       net.eval();
-      let lp = stack(net.allLogits(x).map((l) => F.logSoftmax(l, 1)), 1);
-      if (ens) lp = ens.forwardPerExit(lp);
+      const lp = stack(net.allLogits(x).map((l) => F.logSoftmax(l, 1)), 1);
       const [N, M, K] = lp.shape;
-      return { numHeads: M, numSamples: N, numClasses: K, probs: probsPerExit({ numSamples: N, numExits: M, numClasses: K, logProbs: lp.data() as Float32Array, labels: new Int32Array(N) }) };
+      const cached = { numSamples: N, numExits: M, numClasses: K, logProbs: lp.data() as Float32Array, labels: new Int32Array(N) };
+      return { numHeads: M, numSamples: N, numClasses: K, probs: probsPerExit(ens ? applyEnsembles(ens, cached) : cached) };
     }),
   );
 }

@@ -160,6 +160,24 @@ test('channels-last layout: strides, isContiguous and unchanged values', () => {
   assertClose(b.toNumbers(), a.toNumbers(), { atol: 1e-4, what: 'conv2d channels_last' });
 });
 
+test('takeRows: rows along dim 0 like indexSelect, keeping channels-last layout', () => {
+  tidy(() => {
+    const x = randn([5, 3, 4, 4]);
+    const rows = tensor([4, 0, 2], [3], 'int64');
+    const plain = x.takeRows(rows);
+    assert.deepEqual(plain.toNumbers(), x.indexSelect(0, rows).toNumbers());
+    assert.equal(plain.isContiguous(), true);
+    const cl = x.contiguous('channels_last');
+    const kept = cl.takeRows(rows);
+    assert.deepEqual(kept.shape, [3, 3, 4, 4]);
+    assert.equal(kept.isContiguous('channels_last'), true, 'channels-last stays channels-last');
+    assert.deepEqual(kept.toNumbers(), x.indexSelect(0, rows).toNumbers());
+    assert.equal(cl.indexSelect(0, rows).isContiguous('channels_last'), false, 'what indexSelect does, and why takeRows exists');
+    assert.deepEqual(randn([4, 7]).takeRows(tensor([1], [1], 'int64')).shape, [1, 7]);
+    assert.throws(() => x.takeRows(tensor([9], [1], 'int64')), (e: Error) => e.name === 'TorchError');
+  });
+});
+
 // ---- grad mode ----
 
 test('noGrad disables recording and restores the mode, also when the function throws', () => {

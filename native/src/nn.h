@@ -1,0 +1,17 @@
+// Layer helpers that more than one op family calls.
+#pragma once
+#include "args.h"
+
+namespace ztw {
+
+// conv2d for inference and training alike: oneDNN without gradients (see ops_nn.cc).
+at::Tensor Conv2d(const at::Tensor& x, const at::Tensor& w, const c10::optional<at::Tensor>& b, at::IntArrayRef stride,
+                  at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups);
+
+// An optional tensor argument (undefined or null: none).
+inline c10::optional<at::Tensor> Opt(const Args& a, size_t i) {
+  auto t = a.optT(i);
+  return t ? c10::optional<at::Tensor>(*t) : c10::nullopt;
+}
+
+}  // namespace ztw
