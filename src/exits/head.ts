@@ -106,9 +106,10 @@ export class ICHead extends Module {
 
   /**
    * Inference: [logits, log-probabilities]. Without gradients the whole head
-   * runs in one native call (native/src/ops_exits.cc: the same ops as
-   * forward(), so the same numbers); with them, or with a LayerNorm on the
-   * cascade input, it composes forward() and a log-softmax.
+   * runs in one native call (native/src/ops_exits.cc: forward()'s formula,
+   * with the ReLU and pooling in one pass, equal up to float rounding); with
+   * them, or with a LayerNorm on the cascade input, it composes forward()
+   * and a log-softmax. Offline collection and the runtime both call this.
    */
   exitForward(features: Tensor, previousLogits?: Tensor): [Tensor, Tensor] {
     if (isGradEnabled() || this.cascadeNorm) {

@@ -90,7 +90,8 @@ export function sharedExitLogits(nets: EarlyExitNetwork[], x: Tensor): Tensor[][
     }
     if (!base.tapIndices.includes(tap++)) continue;
     const features = r.value;
-    nets.forEach((n, k) => logits[k].push(n.heads[head].forward(features, head > 0 ? logits[k][head - 1] : undefined)));
+    // exitForward: without gradients the runtime's own fused head, so that offline outputs equal online ones exactly.
+    nets.forEach((n, k) => logits[k].push(n.heads[head].exitForward(features, head > 0 ? logits[k][head - 1] : undefined)[0]));
     head++;
   }
 }

@@ -69,8 +69,10 @@ export abstract class Module {
     return this.parameters().reduce((s, p) => s + p.size, 0);
   }
 
+  /** Sets the mode of this module and, through their own train(), of its children (an override is honoured below the top too). */
   train(mode = true): this {
-    for (const [, m] of this.namedModules()) m.training = mode;
+    this.training = mode;
+    for (const m of this.children.values()) m.train(mode);
     return this;
   }
   eval(): this {
