@@ -32,7 +32,10 @@ static at::Tensor ReluSdnPool(const at::Tensor& h, const at::Tensor& alpha, int6
   const float inv = 1.0f / static_cast<float>(k * k);
   const float* xp = x.data_ptr<float>();
   float* op = out.data_ptr<float>();
-  at::parallel_for(0, N * oh, 1, [&](int64_t begin, int64_t end) {
+  // Threads only for work worth a fork: ~32K values per task (at batch 1 the
+  // whole map is less, and two threads were slower than one).
+  const int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(1, ow * k * k * C));
+  at::parallel_for(0, N * oh, grain, [&](int64_t begin, int64_t end) {
     for (int64_t t = begin; t < end; t++) {
       const int64_t n = t / oh, i = t % oh;
       for (int64_t j = 0; j < ow; j++) {

@@ -5,7 +5,7 @@
  * from deriveSeed(seed, AUGMENT, e, b). So a run resumed at (epoch e, batch b) sees exactly the
  * batches an uninterrupted run would have seen.
  */
-import { Normalizer, augmentInto, sampleAugment, IDENTITY_PARAMS } from './augment';
+import { Normalizer, augmentInto, sampleAugment, IDENTITY_PARAMS, type AugmentParams } from './augment';
 import { Rng, deriveSeed } from './rng';
 import type { AugmentSpec, ImageDataset, NormStats } from './types';
 
@@ -36,6 +36,19 @@ export interface Batch {
   index: number;
 }
 
+export interface RawBatch {
+  /** uint8 images [n, C, H, W], row-major. */
+  images: Uint8Array;
+  labels: Int32Array;
+  /** Each image's augmentation draws. */
+  params: AugmentParams[];
+  n: number;
+  shape: [number, number, number, number];
+  indices: Uint32Array;
+  epoch: number;
+  index: number;
+}
+
 const ORDER_TAG = 0x0de5;
 const AUGMENT_TAG = 0xa065;
 
@@ -46,6 +59,8 @@ export class BatchLoader {
   readonly augment: AugmentSpec | false;
   readonly dropLast: boolean;
   readonly norm: Normalizer;
+  /** The normalisation as given (mean 0, std 1 when none was). */
+  readonly normStats: NormStats;
   /** Batches per epoch. */
   readonly numBatches: number;
   private readonly reuse: boolean;
@@ -67,7 +82,8 @@ export class BatchLoader {
     this.augment = opts.augment ?? false;
     this.dropLast = opts.dropLast ?? false;
     this.reuse = opts.reuseBuffers ?? false;
-    this.norm = opts.norm ? new Normalizer(opts.norm, ds.c) : Normalizer.identity(ds.c);
+    this.normStats = opts.norm ?? { mean: new Array(ds.c).fill(0), std: new Array(ds.c).fill(1) };
+    this.norm = new Normalizer(this.normStats, ds.c);
     this.numBatches = this.dropLast ? Math.floor(ds.n / this.batchSize) : Math.ceil(ds.n / this.batchSize);
     if (this.numBatches === 0) throw new Error(`BatchLoader: dropLast with batchSize ${this.batchSize} > ${ds.n} samples leaves no batch`);
     this.scratch = new Float32Array(ds.c * ds.h * ds.w);
@@ -86,14 +102,10 @@ export class BatchLoader {
 
   /** Builds batch `index` of `epoch` (random access; independent of which batches came before). */
   batch(epoch: number, index: number): Batch {
-    if (!Number.isInteger(index) || index < 0 || index >= this.numBatches) {
-      throw new RangeError(`BatchLoader: batch index ${index} out of range [0, ${this.numBatches})`);
-    }
+    const { indices, params } = this.draws(epoch, index);
     const { c, h, w } = this.ds;
     const per = c * h * w;
-    const order = this.order(epoch);
-    const start = index * this.batchSize;
-    const n = Math.min(this.batchSize, this.ds.n - start);
+    const n = indices.length;
     let x: Float32Array;
     let y: Int32Array;
     if (this.reuse) {
@@ -107,16 +119,44 @@ export class BatchLoader {
       x = new Float32Array(n * per);
       y = new Int32Array(n);
     }
-    const indices = order.slice(start, start + n);
-    const rng = this.augment ? new Rng(deriveSeed(this.seed, AUGMENT_TAG, epoch, index)) : undefined;
     const dims = { c, h, w };
     for (let k = 0; k < n; k++) {
       const i = indices[k];
-      const params = rng ? sampleAugment(rng, this.augment as AugmentSpec) : IDENTITY_PARAMS;
-      augmentInto(this.ds.images, i * per, dims, params, this.norm, x, k * per, this.scratch);
+      augmentInto(this.ds.images, i * per, dims, params[k], this.norm, x, k * per, this.scratch);
       y[k] = this.ds.labels[i];
     }
     return { x, y, n, shape: [n, c, h, w], indices, epoch, index };
+  }
+
+  /**
+   * Batch `index` of `epoch` before augmentation: the samples' dataset
+   * indices, their raw uint8 images [n, C, H, W] and labels, and each
+   * image's augmentation draws (identity without augmentation). batch()
+   * applies them in JS; augmentBatchTensor applies the same ones on tensors.
+   */
+  raw(epoch: number, index: number): RawBatch {
+    const { indices, params } = this.draws(epoch, index);
+    const { c, h, w } = this.ds;
+    const per = c * h * w;
+    const images = new Uint8Array(indices.length * per);
+    const labels = new Int32Array(indices.length);
+    indices.forEach((i, k) => {
+      images.set(this.ds.images.subarray(i * per, (i + 1) * per), k * per);
+      labels[k] = this.ds.labels[i];
+    });
+    return { images, labels, params, n: indices.length, shape: [indices.length, c, h, w], indices, epoch, index };
+  }
+
+  private draws(epoch: number, index: number): { indices: Uint32Array; params: AugmentParams[] } {
+    if (!Number.isInteger(index) || index < 0 || index >= this.numBatches) {
+      throw new RangeError(`BatchLoader: batch index ${index} out of range [0, ${this.numBatches})`);
+    }
+    const start = index * this.batchSize;
+    const n = Math.min(this.batchSize, this.ds.n - start);
+    const indices = this.order(epoch).slice(start, start + n);
+    const rng = this.augment ? new Rng(deriveSeed(this.seed, AUGMENT_TAG, epoch, index)) : undefined;
+    const params = Array.from(indices, () => (rng ? sampleAugment(rng, this.augment as AugmentSpec) : IDENTITY_PARAMS));
+    return { indices, params };
   }
 
   /** Iterates the batches of one epoch, optionally starting at batch `startBatch` (resume). */

@@ -7,7 +7,7 @@ import { stack, tensor } from '../tensor/create';
 import { noGrad } from '../tensor/grad';
 import { tidy } from '../tensor/scope';
 import type { Tensor } from '../tensor/tensor';
-import { batchTensors } from '../train/batches';
+import { augmentedBatchTensors, plainBatchTensors } from '../train/batches';
 import { createProgress } from '../util/progress';
 import { sharedExitLogits, type EarlyExitNetwork } from './network';
 
@@ -46,18 +46,18 @@ export function collectSharedExitLogProbs(nets: EarlyExitNetwork[], ds: ImageDat
   const bar = createProgress({ total: ds.n, label: o.label ?? `exits on ${ds.name}`, unit: 'img', silent: o.silent });
   let offset = 0;
   noGrad(() => {
-    for (const b of loader.epoch(0)) {
+    for (let batch = 0; batch < loader.numBatches; batch++)
       tidy(() => {
-        const { x } = batchTensors(b, 'channels_last');
+        // Augmented passes (the ensembles' training inputs) augment on tensors, as training does.
+        const { x, labels: y } = loader.augment ? augmentedBatchTensors(loader, 0, batch, 'channels_last') : plainBatchTensors(loader, batch);
         sharedExitLogits(nets, x).forEach((logits, i) => {
           const lp = stack(logits.map((l) => F.logSoftmax(l, 1)), 1); // [n, M, K]
           outs[i].set(lp.data() as Float32Array, offset * nets[i].numExits * K);
         });
+        labels.set(y, offset);
+        offset += y.length;
+        bar.increment(y.length);
       });
-      labels.set(b.y, offset);
-      offset += b.n;
-      bar.increment(b.n);
-    }
   });
   bar.stop();
   return nets.map((n, i) => ({ numSamples: ds.n, numExits: n.numExits, numClasses: K, logProbs: outs[i], labels: i === 0 ? labels : labels.slice() }));

@@ -18,7 +18,7 @@ import { tidy } from '../tensor/scope';
 import { saveSafetensors } from '../io/safetensors';
 import { writeFileAtomic } from '../util/atomic';
 import { createProgress } from '../util/progress';
-import { accuracy, batchTensors } from './batches';
+import { accuracy, augmentedBatchTensors } from './batches';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint';
 
 export interface BackboneRecipe {
@@ -84,17 +84,17 @@ export async function trainBackbone(data: LoadedDataset, recipe: BackboneRecipe,
     let lossSum = 0;
     let correct = 0;
     let seen = 0;
-    for (const b of loader.epoch(epoch)) {
+    for (let batch = 0; batch < loader.numBatches; batch++) {
       tidy(() => {
-        const { x, y } = batchTensors(b, 'channels_last');
+        const { x, y, n } = augmentedBatchTensors(loader, epoch, batch, 'channels_last');
         opt.zeroGrad();
         const logits = model.forward(x);
         const loss = F.crossEntropy(logits, y);
         loss.backward();
         opt.step();
-        lossSum += loss.item() * b.n;
+        lossSum += loss.item() * n;
         correct += logits.argmax(1).eq(y).sum().item();
-        seen += b.n;
+        seen += n;
       });
       const secs = (Date.now() - t0) / 1000;
       bar.increment(1, { loss: lossSum / seen, acc: (100 * correct) / seen, 'img/s': Math.round(seen / Math.max(secs, 1e-3)) });

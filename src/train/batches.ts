@@ -1,6 +1,7 @@
-// From the data layer's typed-array batches to tensors, and a plain
-// accuracy pass over a dataset.
+// From the data layer's batches to tensors (training batches augmented on
+// tensors), and a plain accuracy pass over a dataset.
 import type { Batch } from '../data/batchLoader';
+import { augmentBatchTensor } from '../data/augment-tensor';
 import { BatchLoader } from '../data/batchLoader';
 import type { ImageDataset, NormStats } from '../data/types';
 import type { Module } from '../nn/module';
@@ -15,6 +16,33 @@ export function batchTensors(b: Batch, format: MemoryFormat = 'contiguous'): { x
     const y = tensor(BigInt64Array.from(b.y, (v) => BigInt(v)), [b.n], 'int64');
     return { x: format === 'channels_last' ? x.contiguous('channels_last') : x, y };
   });
+}
+
+/**
+ * Batch `index` of `epoch` as tensors, augmented on tensors with the
+ * loader's seeded draws (the same draws batch() applies in JS).
+ */
+export function augmentedBatchTensors(loader: BatchLoader, epoch: number, index: number, format: MemoryFormat = 'contiguous'): LabelledBatch {
+  const raw = loader.raw(epoch, index);
+  return tidy(() => {
+    const x = augmentBatchTensor(tensor(raw.images, raw.shape, 'uint8'), raw.params, loader.normStats);
+    const y = tensor(BigInt64Array.from(raw.labels, (v) => BigInt(v)), [raw.n], 'int64');
+    return { x: format === 'channels_last' ? x.contiguous('channels_last') : x, y, n: raw.n, labels: raw.labels };
+  });
+}
+
+/** Batch `index` of the loader's epoch 0 without augmentation, as tensors (channels-last). */
+export function plainBatchTensors(loader: BatchLoader, index: number): LabelledBatch {
+  const b = loader.batch(0, index);
+  return { ...batchTensors(b, 'channels_last'), n: b.n, labels: b.y };
+}
+
+export interface LabelledBatch {
+  x: Tensor;
+  /** int64 labels. */
+  y: Tensor;
+  n: number;
+  labels: Int32Array;
 }
 
 /** Top-1 accuracy (%) of a classifier on a dataset, in eval mode, without augmentation. */

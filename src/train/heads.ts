@@ -14,7 +14,7 @@ import { manualSeed } from '../tensor/create';
 import { tidy } from '../tensor/scope';
 import type { Tensor } from '../tensor/tensor';
 import { createProgress } from '../util/progress';
-import { batchTensors } from './batches';
+import { augmentedBatchTensors } from './batches';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint';
 
 export interface HeadRecipe {
@@ -88,9 +88,9 @@ export function trainSharedHeads(sets: HeadSet[], data: LoadedDataset, recipe: H
     let seen = 0;
     const lossSum = active.map(() => 0);
     const correct = active.map((s) => new Array<number>(s.net.heads.length).fill(0));
-    for (const b of loader.epoch(epoch)) {
+    for (let batch = 0; batch < loader.numBatches; batch++) {
       tidy(() => {
-        const { x, y } = batchTensors(b, 'channels_last');
+        const { x, y, n } = augmentedBatchTensors(loader, epoch, batch, 'channels_last');
         const all = sharedExitLogits(active.map((s) => s.net), x);
         active.forEach((s, i) => {
           s.opt.zeroGrad();
@@ -98,10 +98,10 @@ export function trainSharedHeads(sets: HeadSet[], data: LoadedDataset, recipe: H
           const loss = logits.map((l) => F.crossEntropy(l, y)).reduce((a: Tensor, c) => a.add(c));
           loss.backward();
           s.opt.step();
-          lossSum[i] += loss.item() * b.n;
+          lossSum[i] += loss.item() * n;
           logits.forEach((l, k) => (correct[i][k] += l.argmax(1).eq(y).sum().item()));
         });
-        seen += b.n;
+        seen += n;
       });
       const last = correct[0];
       bar.increment(1, { loss: lossSum[0] / seen, 'last IC acc': (100 * last[last.length - 1]) / seen, 'img/s': Math.round(seen / Math.max((Date.now() - t0) / 1000, 1e-3)) });
