@@ -5,7 +5,7 @@
 import type { Command } from 'commander';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { DEFAULT_METHODS } from '../exits/methods';
+import { DEFAULT_METHODS, VARIANTS } from '../exits/methods';
 import { experimentOptions, parseMethods, runExperiment } from './experiment';
 import { positiveInt } from './args';
 
@@ -27,7 +27,7 @@ export function registerDemo(program: Command): void {
       arch: 'resnet56', data: 'fashion-mnist', seeds: [...Array(positiveInt('--seeds', o.seeds)).keys()], out: o.out, backbone,
       backboneEpochs: 1, headEpochs: positiveInt('--ic-epochs', o.icEpochs), ensembleEpochs: positiveInt('--ensemble-epochs', o.ensembleEpochs),
       trainSubset: o.trainSubset ? positiveInt('--train-subset', o.trainSubset) : 8000, evalSubset: o.evalSubset ? positiveInt('--eval-subset', o.evalSubset) : undefined,
-      methods: parseMethods(o.methods, DEFAULT_METHODS), json: o.json, resume: o.resume,
+      methods: parseMethods(o.methods, [...DEFAULT_METHODS, ...VARIANTS]), json: o.json, resume: o.resume,
     });
   });
 }

@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import * as path from 'node:path';
 import { loadDataset } from '../data/registry';
-import { DEFAULT_METHODS, ABLATIONS, methodSpec } from '../exits/methods';
+import { DEFAULT_METHODS, ABLATIONS, VARIANTS, methodSpec } from '../exits/methods';
 import { REFERENCE_RECIPE, scaledMilestones } from '../train/backbone';
 import { REFERENCE_HEAD_RECIPE } from '../train/heads';
 import { REFERENCE_ENSEMBLE_RECIPE } from '../train/ensemble';
@@ -71,7 +71,7 @@ export function experimentOptions(cmd: Command): Command {
     .option('--root <path>', 'data location (CIFAR archive or folder, Tiny ImageNet, ImageFolder)')
     .option('--download', 'download CIFAR if missing')
     .option('--backbone <file>', 'pre-trained backbone weights (safetensors); otherwise trained here')
-    .option('--methods <list>', `methods: ${[...DEFAULT_METHODS, ...ABLATIONS].join(', ')}, or "all"`)
+    .option('--methods <list>', `methods: ${[...DEFAULT_METHODS, ...ABLATIONS, ...VARIANTS].join(', ')}, or "all"`)
     .option('--train-subset <n>', 'train heads and ensembles on this many samples')
     .option('--eval-subset <n>', 'evaluate on this many test and validation samples')
     .option('--no-resume', 'start every stage afresh instead of reusing finished ones')
@@ -80,7 +80,7 @@ export function experimentOptions(cmd: Command): Command {
 
 export function parseMethods(v: string | undefined, dflt: string[]): string[] {
   if (!v) return dflt;
-  if (v === 'all') return [...DEFAULT_METHODS, ...ABLATIONS];
+  if (v === 'all') return [...DEFAULT_METHODS, ...ABLATIONS, ...VARIANTS];
   return v.split(',').map((s) => s.trim()).filter(Boolean);
 }
 

@@ -57,7 +57,7 @@ export function registerStages(program: Command): void {
     });
 
   common(program.command('train-ensemble').description('train the per-exit ensembles of a method on the trained ICs'))
-    .option('--method <name>', 'ztw | additive | ensemble-only | no-stop-grad', 'ztw')
+    .option('--method <name>', 'ztw | ztw-heldout | additive | ensemble-only | no-stop-grad', 'ztw')
     .action(async (o) => {
       const spec = methodSpec(o.method);
       if (!spec.ensemble) throw new Error(`--method ${o.method} has no ensemble`);

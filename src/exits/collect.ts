@@ -63,6 +63,19 @@ export function collectSharedExitLogProbs(nets: EarlyExitNetwork[], ds: ImageDat
   return nets.map((n, i) => ({ numSamples: ds.n, numExits: n.numExits, numClasses: K, logProbs: outs[i], labels: i === 0 ? labels : labels.slice() }));
 }
 
+/**
+ * Every other sample from `first` (0 or 1): two disjoint halves that both
+ * cover every class (the splits are stored class by class, so halves by
+ * position would not).
+ */
+export function interleavedHalf(e: ExitLogProbs, first: 0 | 1): ExitLogProbs {
+  const per = e.numExits * e.numClasses;
+  const idx = Array.from({ length: Math.floor((e.numSamples - first + 1) / 2) }, (_, i) => first + 2 * i);
+  const logProbs = new Float32Array(idx.length * per);
+  idx.forEach((n, i) => logProbs.set(e.logProbs.subarray(n * per, (n + 1) * per), i * per));
+  return { ...e, numSamples: idx.length, logProbs, labels: Int32Array.from(idx, (n) => e.labels[n]) };
+}
+
 export function logProbsTensor(e: ExitLogProbs): Tensor {
   return tensor(e.logProbs, [e.numSamples, e.numExits, e.numClasses], 'float32');
 }

@@ -14,7 +14,7 @@ import type { Backbone } from '../models/backbone';
 import { EarlyExitNetwork } from '../exits/network';
 import { ExitEnsembles, type EnsembleKind } from '../exits/ensemble';
 import { HEAD_CASCADE, methodSpec, type HeadKind } from '../exits/methods';
-import { collectExitLogProbs, collectSharedExitLogProbs, probsPerExit, type ExitLogProbs } from '../exits/collect';
+import { collectExitLogProbs, collectSharedExitLogProbs, interleavedHalf, probsPerExit, type ExitLogProbs } from '../exits/collect';
 import { evaluateMethod, type MethodEvaluation } from '../eval/evaluate';
 import type { CostModel } from '../eval/types';
 import { loadSafetensors, saveSafetensors } from '../io/safetensors';
@@ -119,6 +119,9 @@ const asOutputs = (e: ExitLogProbs) => ({ outputs: { numHeads: e.numExits, numSa
 
 const seedDir = (o: PipelineOptions, seed: number): string => path.join(o.outDir, `seed${seed}`);
 
+/** The validation images a run evaluates on (a fixed subset with --eval-subset). */
+const validationSplit = (o: PipelineOptions): ImageDataset | undefined => o.data.val && (o.evalSubset ? subset(o.data.val, o.evalSubset, 2) : o.data.val);
+
 /**
  * Stages are reused only under the recipe that made them: a rerun into the
  * same directory with other epochs or subsets would otherwise silently
@@ -176,12 +179,23 @@ export function ensembleStage(net: EarlyExitNetwork, o: PipelineOptions, seed: n
   }
   if (ek === 'mean') return ens;
   if (o.trainMissing === false) throw new Error(`no trained ensemble for ${method} in ${dir}; run \`ztw train-ensemble --method ${method}\` first`);
-  // Ensemble inputs: one fixed augmented pass over the training set, as the reference.
+  let inputs: ExitLogProbs;
+  let epochs = o.ensembleRecipe.epochs;
   const train = o.headRecipe.trainSubset ? subset(o.data.train, o.headRecipe.trainSubset, seed) : o.data.train;
-  const trainOut = cached(path.join(dir, `outputs-${kind}-train-aug.safetensors`), () => collectExitLogProbs(net, train, o.data.norm, { augment: o.data.augment, seed, silent: o.silent, label: `${kind} exits on train (augmented)` }));
-  log(`seed ${seed}: training ${ek} ensembles for ${method} (${o.ensembleRecipe.epochs} epochs)`);
+  if (methodSpec(method).ensembleData === 'heldout') {
+    const val = validationSplit(o);
+    if (!val) throw new Error(`${method} fits its ensembles on validation images; ${o.data.name} has no validation split`);
+    inputs = interleavedHalf(cached(path.join(dir, `outputs-${kind}-val.safetensors`), () => collectExitLogProbs(net, val, o.data.norm, { silent: o.silent, label: `${kind} exits on val` })), 0);
+    // As many optimiser steps as the same epochs over the training subset (the reference's input).
+    const B = o.ensembleRecipe.batchSize;
+    epochs = Math.max(1, Math.round((epochs * Math.ceil(train.n / B)) / Math.ceil(inputs.numSamples / B)));
+  } else {
+    // Ensemble inputs: one fixed augmented pass over the training set, as the reference.
+    inputs = cached(path.join(dir, `outputs-${kind}-train-aug.safetensors`), () => collectExitLogProbs(net, train, o.data.norm, { augment: o.data.augment, seed, silent: o.silent, label: `${kind} exits on train (augmented)` }));
+  }
+  log(`seed ${seed}: training ${ek} ensembles for ${method} (${epochs} epochs on ${inputs.numSamples} ${methodSpec(method).ensembleData === 'heldout' ? 'held-out validation' : 'augmented training'} images)`);
   ens.dispose();
-  const trained = trainEnsembles(trainOut, { ...o.ensembleRecipe, kind: ek, seed }, { silent: o.silent }).ensembles;
+  const trained = trainEnsembles(inputs, { ...o.ensembleRecipe, epochs, kind: ek, seed }, { silent: o.silent }).ensembles;
   saveSafetensors(ensFile, trained.stateDict());
   return trained;
 }
@@ -201,7 +215,7 @@ export async function runSeed(backbone: Backbone, o: PipelineOptions, seed: numb
     }
   }
   const test = o.evalSubset ? subset(o.data.test, o.evalSubset, 1) : o.data.test;
-  const val = o.data.val && (o.evalSubset ? subset(o.data.val, o.evalSubset, 2) : o.data.val);
+  const val = validationSplit(o);
   const headKinds = [...new Set(o.methods.map((m) => methodSpec(m).heads))] as HeadKind[];
   const result: SeedResult = { seed, baseAccuracy: NaN, methods: {}, costs: {} };
 
@@ -222,7 +236,8 @@ export async function runSeed(backbone: Backbone, o: PipelineOptions, seed: numb
     for (const m of o.methods.filter((m) => methodSpec(m).heads === kind)) {
       const ens = ensembleStage(net, o, seed, m);
       const tOut = ens ? applyEnsembles(ens, testOut) : testOut;
-      const vOut = ens ? valOut && applyEnsembles(ens, valOut) : valOut;
+      // Ensembles fit on half of the validation split choose thresholds on the other half.
+      const vOut = ens ? valOut && applyEnsembles(ens, methodSpec(m).ensembleData === 'heldout' ? interleavedHalf(valOut, 1) : valOut) : valOut;
       const costs = exitCostModel(net, ens);
       result.costs[m] = costs;
       result.methods[m] = evaluateMethod({ rule: methodSpec(m).rule, test: asOutputs(tOut), val: vOut && asOutputs(vOut), costs });

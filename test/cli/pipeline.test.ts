@@ -141,6 +141,22 @@ test('`ztw run` end to end on the trained weights: one JSON document, report fil
   assert.ok(againMs < firstMs / 2, `rerun ${againMs} ms vs first run ${firstMs} ms`);
 });
 
+test('ztw-heldout: ZTW with its ensembles fit on half of the validation images, on the same heads', () => {
+  const out = path.join(WORK, 'run');
+  assert.ok(fs.existsSync(path.join(out, 'seed0', 'heads-ztw.ckpt.safetensors')), 'needs the heads of the previous test');
+  const r = ztw([...RUN.map((a) => (a === '2' ? '1' : a)), '--out', out, '--methods', 'ztw,ztw-heldout']);
+  assert.equal(r.status, 0, r.stderr);
+  // 300 validation images: 150 fit the ensembles, for as many steps as 5 epochs over the 500 training images (one batch each).
+  assert.match(r.stderr, /training geometric ensembles for ztw-heldout \(5 epochs on 150 held-out validation images\)/);
+  assert.match(r.stderr, /resumed IC training from .* after epoch 1\n/, 'the heads are reused');
+  assert.doesNotMatch(r.stderr, /ensembles for ztw \(/, 'the reference ensembles are reused');
+  const doc = JSON.parse(r.stdout);
+  for (const mode of ['paper', 'heldout']) assert.equal(doc.budgets[mode]['ztw-heldout'].length, 5);
+  const a = tensorsOf(path.join(out, 'seed0', 'ensemble-ztw.safetensors'));
+  const b = tensorsOf(path.join(out, 'seed0', 'ensemble-ztw-heldout.safetensors'));
+  assert.notDeepEqual(b.get('bias'), a.get('bias'), 'fit on other data');
+});
+
 const expectError = (r: SpawnSyncReturns<string>, pattern: RegExp): void => {
   assert.notEqual(r.status, 0, `exit status ${r.status}; stderr: ${r.stderr}`);
   assert.match(r.stderr, pattern);
