@@ -1,18 +1,19 @@
-// Exports a trained early-exit network as ONNX graphs, one per stage, and a
-// manifest: backbone segment m (the image, or the features at the previous
-// exit's tap, -> the features at exit m's tap; the last segment ends in the
-// logits), head m (features [+ previous logits] -> logits, log-probs,
-// probs) and, with an ensemble, ensemble m (log-probs of exits 0..m ->
-// probs). Each graph is traced from one real run of the module (tracer.ts),
-// in eval mode, so batch norm arrives folded into the convolutions exactly
-// where the libtorch runtime folds it (nn/fused.ts).
+// Exports a trained early-exit network as ONNX graphs, one per exit, and a
+// manifest: graph m takes the image (m = 0) or the features at the previous
+// exit's tap (x) [and the previous head's logits, prev_logits], runs the
+// backbone segment to exit m's tap and head m on it, and gives the features
+// (for the next exit), the logits and the log-probabilities; the last graph
+// ends in the backbone's logits. The ensembles' weights are numbers in the
+// manifest. Each graph is traced from one real run of the module
+// (tracer.ts), in eval mode, so batch norm arrives folded into the
+// convolutions exactly where the libtorch runtime folds it (nn/fused.ts).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { EarlyExitNetwork } from '../exits/network';
 import type { ExitEnsembles } from '../exits/ensemble';
 import type { CostModel } from '../eval/types';
 import * as F from '../nn/functional';
-import { randn, stack } from '../tensor/create';
+import { randn } from '../tensor/create';
 import { noGrad } from '../tensor/grad';
 import { tidy } from '../tensor/scope';
 import type { Tensor } from '../tensor/tensor';
@@ -87,58 +88,44 @@ export function exportEarlyExit(o: ExportOptions): ExportResult {
     noGrad(() =>
       tidy(() =>
         withTracer(constantNames(net, ens), (tr) => {
-          const add = (file: string, kind: ManifestStage['kind'], exit: number, doc: string): void => {
+          const add = (file: string, exit: number, doc: string): void => {
             const graph = tr.endGraph(doc);
-            graphs.push({ file, graph, stage: { file, kind, exit, inputs: graph.inputs.map((v) => v.name), outputs: graph.outputs.map((v) => v.name) } });
+            graphs.push({ file, graph, stage: { file, kind: 'exit', exit, inputs: graph.inputs.map((v) => v.name), outputs: graph.outputs.map((v) => v.name) } });
           };
           const x = randn([B, ...backbone.inputShape]);
-          const logProbs: Tensor[] = [];
-          const headOutputs = (logits: Tensor): void => {
-            const lp = F.logSoftmax(logits, 1);
-            tr.output('logits', logits);
-            tr.output('log_probs', lp);
-            tr.output('probs', lp.exp());
-            logProbs.push(lp);
-          };
-          const ensemble = (m: number): void => {
-            if (!ens) return;
-            tr.beginGraph(`ensemble_${m}`);
-            logProbs.forEach((lp, j) => tr.input(`log_probs_${j}`, lp));
-            const logQ = ens.forwardExit(m, stack(logProbs, 1));
-            tr.output('log_q', logQ);
-            tr.output('probs', logQ.exp());
-            add(`ensemble_${m}.onnx`, 'ensemble', m, `${ens.kind} ensemble of exits 0..${m}: log-probs -> log q, probs`);
-          };
-
-          tr.beginGraph('segment_0');
-          tr.input('x', x);
-          const gen = backbone.staged(x);
-          let tap = 0;
+          // One graph per exit: the backbone from the previous exit's tap
+          // (or the image) to this exit's tap, and the head on it. Every
+          // session run costs ~0.1-0.2 ms in onnxruntime-node whatever its
+          // size, so a segment and its head run as one graph.
           let exit = 0;
           let prevLogits: Tensor | undefined;
+          const begin = (input: Tensor): void => {
+            tr.beginGraph(`exit_${exit}`);
+            tr.input('x', input);
+            if (exit < M - 1 && net.heads[exit].usesPrevious) tr.input('prev_logits', prevLogits as Tensor);
+          };
+          const finish = (logits: Tensor, doc: string): void => {
+            tr.output('logits', logits);
+            tr.output('log_probs', F.logSoftmax(logits, 1));
+            add(`exit_${exit}.onnx`, exit, doc);
+          };
+          const from = (): string => (exit ? `tap ${net.tapIndices[exit - 1]}` : 'the input');
+          begin(x);
+          const gen = backbone.staged(x);
+          let tap = 0;
           for (let r = gen.next(); ; r = gen.next()) {
             if (r.done) {
-              headOutputs(r.value);
-              add(`segment_${exit}.onnx`, 'segment', exit, `backbone from ${exit ? `tap ${net.tapIndices[exit - 1]}` : 'the input'} to the logits`);
-              ensemble(exit);
+              finish(r.value, `backbone from ${from()} to the logits`);
               break;
             }
             if (!net.tapIndices.includes(tap++)) continue;
             const features = r.value;
             tr.output('features', features);
-            add(`segment_${exit}.onnx`, 'segment', exit, `backbone from ${exit ? `tap ${net.tapIndices[exit - 1]}` : 'the input'} to tap ${tap - 1} (${backbone.taps[tap - 1].name})`);
-            const head = net.heads[exit];
-            tr.beginGraph(`head_${exit}`);
-            tr.input('features', features);
-            if (head.usesPrevious) tr.input('prev_logits', prevLogits as Tensor);
-            const logits = head.forward(features, exit > 0 ? prevLogits : undefined);
-            headOutputs(logits);
-            add(`head_${exit}.onnx`, 'head', exit, `internal classifier ${exit} at tap ${tap - 1}`);
+            const logits = net.heads[exit].forward(features, exit > 0 ? prevLogits : undefined);
+            finish(logits, `backbone from ${from()} to tap ${tap - 1} (${backbone.taps[tap - 1].name}), and internal classifier ${exit} on it`);
             prevLogits = logits;
-            ensemble(exit);
             exit++;
-            tr.beginGraph(`segment_${exit}`);
-            tr.input('x', features);
+            begin(features);
           }
         }),
       ),
@@ -148,7 +135,6 @@ export function exportEarlyExit(o: ExportOptions): ExportResult {
     ens?.train(ensWasTraining);
   }
 
-  const byKind = (kind: ManifestStage['kind'], m: number): string | null => graphs.find((g) => g.stage.kind === kind && g.stage.exit === m)?.file ?? null;
   const exits: ManifestExit[] = Array.from({ length: M }, (_, m) => {
     const final = m === M - 1;
     const t = final ? null : net.tapIndices[m];
@@ -158,12 +144,13 @@ export function exportEarlyExit(o: ExportOptions): ExportResult {
       tap: t,
       tapName: t === null ? null : backbone.taps[t].name,
       cost: costs.exitCosts[m],
-      segment: byKind('segment', m) as string,
-      head: final ? null : byKind('head', m),
-      ensemble: byKind('ensemble', m),
+      graph: graphs[m].file,
       usesPreviousLogits: final ? false : net.heads[m].usesPrevious,
     };
   });
+  // The ensembles travel as numbers: the runtimes combine exits in JS (exits/combine.ts).
+  const combiner = ens?.combiner();
+  const ensembleParams = combiner ? { weights: combiner.spec.weights.map((w) => Array.from(w)), bias: combiner.spec.bias.map((b) => (b ? Array.from(b) : null)) } : null;
   const [C, H, W] = backbone.inputShape;
   const pre: Preprocess = { scale: 1 / 255, mean: new Array(C).fill(0), std: new Array(C).fill(1), sourceShape: [C, H, W], pad: 0, ...o.preprocess };
   const manifest: EarlyExitManifest = validateManifest({
@@ -173,6 +160,7 @@ export function exportEarlyExit(o: ExportOptions): ExportResult {
     arch: backbone.arch,
     method: o.method ?? null,
     ensemble: ens ? ens.kind : null,
+    ensembleParams,
     numClasses: K,
     classNames,
     inputShape: backbone.inputShape,

@@ -54,20 +54,35 @@ function ortDistDir(): string {
   return dist;
 }
 
-/** The compiled runtime core as an ES module (it has no runtime imports, so a wrapper suffices). */
+/** The modules the browser core may require, compiled, by the name it requires them with. */
+const CORE_DEPENDENCIES: Record<string, string> = { '../exits/combine': path.resolve(__dirname, '..', 'exits', 'combine.js') };
+
+/**
+ * The compiled runtime core as one ES module: onnx-core.js and the
+ * import-free modules it requires (CORE_DEPENDENCIES), each wrapped in a
+ * CommonJS shell.
+ */
 export function coreAsEsModule(file = CORE_JS): string {
-  if (!fs.existsSync(file)) throw new Error(`${file} is missing: build the TypeScript first (npx tsc -p .)`);
-  const code = fs.readFileSync(file, 'utf8').replace(/^\/\/# sourceMappingURL=.*$/m, '');
-  if (/\brequire\(/.test(code)) throw new Error(`${file} has a runtime require(); the browser core must only import types`);
+  const source = (f: string): string => {
+    if (!fs.existsSync(f)) throw new Error(`${f} is missing: build the TypeScript first (npx tsc -p .)`);
+    return fs.readFileSync(f, 'utf8').replace(/^\/\/# sourceMappingURL=.*$/m, '');
+  };
+  const shell = (code: string): string => ['(() => {', 'const module = { exports: {} };', 'const exports = module.exports;', code, 'return module.exports;', '})()'].join('\n');
+  const code = source(file);
+  const required = [...new Set([...code.matchAll(/\brequire\(([^)]*)\)/g)].map((m) => m[1]))];
+  const deps = required.map((arg) => {
+    const name = /^"([^"]+)"$/.exec(arg)?.[1];
+    if (!name || !CORE_DEPENDENCIES[name]) throw new Error(`${file} requires ${arg}; the browser core may only require ${Object.keys(CORE_DEPENDENCIES).join(', ')}`);
+    const dep = source(CORE_DEPENDENCIES[name]);
+    if (/\brequire\(/.test(dep)) throw new Error(`${CORE_DEPENDENCIES[name]} has a runtime require(); the browser core's modules must only import types`);
+    return `${JSON.stringify(name)}: ${shell(dep)},`;
+  });
   // eslint-disable-next-line @typescript-eslint/no-var-requires
   const names = Object.keys(require(file)).filter((k) => /^[A-Za-z_$][\w$]*$/.test(k));
   return [
-    'const __core = (() => {',
-    'const module = { exports: {} };',
-    'const exports = module.exports;',
-    code,
-    'return module.exports;',
-    '})();',
+    `const __deps = {\n${deps.join('\n')}\n};`,
+    'const require = (name) => __deps[name];',
+    `const __core = ${shell(code)};`,
     `export const { ${names.join(', ')} } = __core;`,
     'export default __core;',
     '',
@@ -78,7 +93,7 @@ export async function startDemoServer(o: DemoServerOptions): Promise<DemoServer>
   const host = o.host ?? '127.0.0.1';
   if (!LOOPBACK.has(host)) throw new Error(`serve-demo: host must be a loopback address (127.0.0.1, ::1 or localhost), got ${host}`);
   const manifest = readManifest(o.modelDir); // fails early on a bad folder
-  const modelFiles = new Set(['manifest.json', ...manifest.exits.flatMap((e) => [e.segment, e.head, e.ensemble].filter((f): f is string => f !== null))]);
+  const modelFiles = new Set(['manifest.json', ...manifest.exits.map((e) => e.graph)]);
   // The model's own sample images (ztw export writes them from its data set), else the demo's Fashion-MNIST ones.
   const samplesFile = fs.existsSync(path.join(o.modelDir, 'samples.json')) ? path.join(o.modelDir, 'samples.json') : path.join(WEB_DIR, 'samples.json');
   const ortDir = ortDistDir();

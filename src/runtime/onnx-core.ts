@@ -1,19 +1,21 @@
-// Early-exit inference over exported ONNX stages, for any onnxruntime build:
+// Early-exit inference over exported ONNX graphs, for any onnxruntime build:
 // the caller passes the `ort` module (onnxruntime-node in Node,
 // onnxruntime-web in a browser) and a file reader. Same algorithm as the
-// libtorch runtime (src/runtime/early-exit.ts): the batch runs segment by
-// segment; after each exit the rule decides, the samples that leave are
+// libtorch runtime (src/runtime/early-exit.ts): the batch runs exit by exit
+// (one graph each: backbone segment + head); after each exit the ensemble
+// (in JS, exits/combine.ts) and the rule decide, the samples that leave are
 // answered, and only the rest are carried on.
 //
-// This file must stay free of runtime imports (type imports only): the demo
-// server hands its compiled form to the browser as an ES module.
+// This file's only runtime import is exits/combine.ts, itself import-free:
+// the demo server hands both, compiled, to the browser as one ES module.
 import type { ExitResult } from './early-exit';
 import type { ExitPolicy } from './policy';
+import { ExitCombiner, type CombineKind } from '../exits/combine';
 
 export type { ExitResult, ExitPolicy };
 
 export const MANIFEST_FORMAT = 'ztw-early-exit-onnx';
-export const MANIFEST_VERSION = 1;
+export const MANIFEST_VERSION = 2;
 
 export interface ManifestExit {
   /** 0-based exit index; the last one is the backbone's classifier. */
@@ -24,18 +26,20 @@ export interface ManifestExit {
   tapName: string | null;
   /** Cost model: FLOPs of one sample that leaves here (backbone so far + heads so far + ensemble). */
   cost: number;
-  /** Segment graph: input `x` (the image, or the previous exit's tap features) -> `features` (ICs) or `logits`, `log_probs`, `probs` (final). */
-  segment: string;
-  /** Head graph: `features` [+ `prev_logits`] -> `logits`, `log_probs`, `probs` (ICs only). */
-  head: string | null;
-  /** Ensemble graph: `log_probs_0` .. `log_probs_m` -> `log_q`, `probs` (when the method has an ensemble). */
-  ensemble: string | null;
+  /** Graph: `x` (the image, or the previous exit's features) [+ `prev_logits`] -> [`features` (ICs),] `logits`, `log_probs`. */
+  graph: string;
   usesPreviousLogits: boolean;
+}
+
+/** The ensembles as numbers (see ExitCombinerSpec): per exit m, m + 1 member weights and K biases (none for the mean). */
+export interface ManifestEnsembleParams {
+  weights: number[][];
+  bias: (number[] | null)[];
 }
 
 export interface ManifestStage {
   file: string;
-  kind: 'segment' | 'head' | 'ensemble';
+  kind: 'exit';
   exit: number;
   inputs: string[];
   outputs: string[];
@@ -60,6 +64,8 @@ export interface EarlyExitManifest {
   /** Method name (ztw, sdn, pbee, ...) when known. */
   method: string | null;
   ensemble: 'geometric' | 'additive' | 'mean' | null;
+  /** The ensembles' weights (when there is an ensemble). */
+  ensembleParams: ManifestEnsembleParams | null;
   numClasses: number;
   classNames: string[];
   /** One sample's input: [C, H, W]. */
@@ -153,12 +159,20 @@ export function validateManifest(m: unknown): EarlyExitManifest {
     if (x.index !== i) bad(`exits[${i}].index is ${x.index}`);
     const last = i === M - 1;
     if (x.kind !== (last ? 'final' : 'ic')) bad(`exits[${i}].kind must be '${last ? 'final' : 'ic'}'`);
-    if (!isFileName(x.segment)) bad(`exits[${i}].segment must be a .onnx file name in the model folder`);
-    if (last ? x.head !== null : !isFileName(x.head)) bad(`exits[${i}].head must be ${last ? 'null' : 'a .onnx file name'}`);
-    if (ens ? !isFileName(x.ensemble) : x.ensemble !== null) bad(`exits[${i}].ensemble must be ${ens ? 'a .onnx file name' : 'null (no ensemble)'}`);
+    if (!isFileName(x.graph)) bad(`exits[${i}].graph must be a .onnx file name in the model folder`);
     if (typeof x.cost !== 'number' || !(x.cost >= 0)) bad(`exits[${i}].cost must be a number >= 0`);
     if (typeof x.usesPreviousLogits !== 'boolean' || (x.usesPreviousLogits && i === 0)) bad(`exits[${i}].usesPreviousLogits must be a boolean (false for exit 0)`);
   });
+  if (ens) {
+    const p = o.ensembleParams as { weights?: unknown; bias?: unknown } | null;
+    const rows = (v: unknown): v is unknown[][] => Array.isArray(v) && v.length === M && v.every((r) => r === null || isNumArray(r));
+    if (!isObj(p) || !rows(p.weights) || !rows(p.bias)) bad(`ensembleParams must hold ${M} rows of finite weights and ${M} of biases for the ${ens} ensemble`);
+    try {
+      new ExitCombiner({ kind: ens as CombineKind, numClasses: K, weights: (p as { weights: number[][] }).weights, bias: (p as { bias: (number[] | null)[] }).bias });
+    } catch (e) {
+      bad(`ensembleParams: ${(e as Error).message}`);
+    }
+  } else if (o.ensembleParams !== null && o.ensembleParams !== undefined) bad('ensembleParams must be null without an ensemble');
   const costs = o.costs;
   if (!isObj(costs) || !isNumArray(costs.exitCosts, M) || typeof costs.baseCost !== 'number' || !(costs.baseCost > 0)) bad(`costs needs ${M} exitCosts and a baseCost > 0`);
   if (!Array.isArray(o.stages)) bad('stages must be an array');
@@ -225,6 +239,7 @@ export class OnnxEarlyExitRuntime {
   readonly numClasses: number;
   /** Milliseconds per stage of the last call. */
   lastTimings: StageTiming = {};
+  private readonly combiner: ExitCombiner | null;
 
   private constructor(
     private readonly ort: OrtModuleLike,
@@ -233,13 +248,26 @@ export class OnnxEarlyExitRuntime {
   ) {
     this.numExits = manifest.exits.length;
     this.numClasses = manifest.numClasses;
+    const ens = manifest.ensembleParams;
+    this.combiner = manifest.ensemble && ens ? new ExitCombiner({ kind: manifest.ensemble, numClasses: manifest.numClasses, weights: ens.weights, bias: ens.bias }) : null;
+  }
+
+  /** Runs exit m's graph on the running rows. */
+  private exitGraph(m: number, feats: Dense, prevLogits: Dense | undefined): Promise<Record<string, Dense>> {
+    const e = this.manifest.exits[m];
+    return this.stage(e.graph, e.usesPreviousLogits ? { x: feats, prev_logits: prevLogits as Dense } : { x: feats });
+  }
+
+  /** Exit m's answer as probabilities: its ensemble over the members so far, or its own. */
+  private exitProbs(m: number, members: Float32Array[], n: number): Float32Array {
+    return expAll(this.combiner ? this.combiner.combine(m, members, n) : members[m]);
   }
 
   /** Opens every stage of a validated manifest (sessions are created one by one). */
   static async load(ort: OrtModuleLike, manifest: unknown, read: ModelFileReader, sessionOptions?: unknown): Promise<OnnxEarlyExitRuntime> {
     const m = validateManifest(manifest);
     const files = new Set<string>();
-    for (const e of m.exits) for (const f of [e.segment, e.head, e.ensemble]) if (f) files.add(f);
+    for (const e of m.exits) files.add(e.graph);
     const sessions = new Map<string, OrtSessionLike>();
     try {
       for (const f of files) {
@@ -272,12 +300,7 @@ export class OnnxEarlyExitRuntime {
       if (missingIn.length || extraIn.length || missingOut.length)
         throw new ManifestError(`${file}: graph has inputs [${s.inputNames}] and outputs [${s.outputNames}]; the runtime needs inputs [${inputs}] and outputs [${outputs}]`);
     };
-    for (const e of this.manifest.exits) {
-      const final = e.kind === 'final';
-      want(e.segment, ['x'], final ? ['logits', 'log_probs', 'probs'] : ['features']);
-      if (e.head) want(e.head, e.usesPreviousLogits ? ['features', 'prev_logits'] : ['features'], ['logits', 'log_probs', 'probs']);
-      if (e.ensemble) want(e.ensemble, [...Array(e.index + 1).keys()].map((j) => `log_probs_${j}`), ['probs']);
-    }
+    for (const e of this.manifest.exits) want(e.graph, e.usesPreviousLogits ? ['x', 'prev_logits'] : ['x'], e.kind === 'final' ? ['logits', 'log_probs'] : ['features', 'logits', 'log_probs']);
   }
 
   async release(): Promise<void> {
@@ -328,30 +351,26 @@ export class OnnxEarlyExitRuntime {
     let rows = Int32Array.from({ length: N }, (_, i) => i); // original index of every running sample
     let feats: Dense = x;
     let prevLogits: Dense | undefined;
-    let logProbs: Dense[] = [];
+    let members: Float32Array[] = []; // log-probabilities of the exits so far, [n * K] each
     const rule: RuleState = {};
     for (let m = 0; m < M; m++) {
-      const e = this.manifest.exits[m];
-      const final = e.kind === 'final';
-      const seg = await this.stage(e.segment, { x: feats });
-      const out = final ? seg : await this.stage(e.head as string, e.usesPreviousLogits ? { features: seg.features, prev_logits: prevLogits as Dense } : { features: seg.features });
-      logProbs.push(out.log_probs);
-      const p = e.ensemble ? (await this.stage(e.ensemble, Object.fromEntries(logProbs.map((lp, j) => [`log_probs_${j}`, lp])))).probs : out.probs;
+      const final = m === M - 1;
+      const out = await this.exitGraph(m, feats, prevLogits);
+      members.push(out.log_probs.data);
       const n = rows.length;
-      const { leave, arg } = decideExits(p.data, n, K, policy, final, rule);
-      const stay = answerLeaving(res, rows, leave, arg, p.data, K, m, e.cost);
+      const p = this.exitProbs(m, members, n);
+      const { leave, arg } = decideExits(p, n, K, policy, final, rule);
+      const stay = answerLeaving(res, rows, leave, arg, p, K, m, this.manifest.exits[m].cost);
       if (final || stay.length === 0) break;
       if (stay.length < n) {
-        const idx = stay;
-        const f = seg.features;
-        const rowSize = prod(f.dims.slice(1));
-        feats = { data: takeRows(f.data, rowSize, idx), dims: [idx.length, ...f.dims.slice(1)] };
-        prevLogits = { data: takeRows(out.logits.data, K, idx), dims: [idx.length, K] };
-        logProbs = logProbs.map((lp) => ({ data: takeRows(lp.data, K, idx), dims: [idx.length, K] }));
-        rows = Int32Array.from(idx, (i) => rows[i]);
-        keepRuleRows(rule, idx);
+        const f = out.features;
+        feats = { data: takeRows(f.data, prod(f.dims.slice(1)), stay), dims: [stay.length, ...f.dims.slice(1)] };
+        prevLogits = { data: takeRows(out.logits.data, K, stay), dims: [stay.length, K] };
+        members = members.map((lp) => takeRows(lp, K, stay));
+        rows = Int32Array.from(stay, (i) => rows[i]);
+        keepRuleRows(rule, stay);
       } else {
-        feats = seg.features;
+        feats = out.features;
         prevLogits = out.logits;
       }
     }
@@ -365,17 +384,23 @@ export class OnnxEarlyExitRuntime {
     const probs: Float32Array[] = [];
     let feats: Dense = x;
     let prevLogits: Dense | undefined;
-    const logProbs: Dense[] = [];
-    for (const e of this.manifest.exits) {
-      const seg = await this.stage(e.segment, { x: feats });
-      const out = e.kind === 'final' ? seg : await this.stage(e.head as string, e.usesPreviousLogits ? { features: seg.features, prev_logits: prevLogits as Dense } : { features: seg.features });
-      logProbs.push(out.log_probs);
-      probs.push(e.ensemble ? (await this.stage(e.ensemble, Object.fromEntries(logProbs.map((lp, j) => [`log_probs_${j}`, lp])))).probs.data : out.probs.data);
-      feats = seg.features;
+    const members: Float32Array[] = [];
+    for (let m = 0; m < this.numExits; m++) {
+      const out = await this.exitGraph(m, feats, prevLogits);
+      members.push(out.log_probs.data);
+      probs.push(this.exitProbs(m, members, x.dims[0]));
+      feats = out.features;
       prevLogits = out.logits;
     }
     return probs;
   }
+}
+
+/** exp of every value, in float32 (as the offline evaluator turns log-probabilities into probabilities). */
+function expAll(logP: Float32Array): Float32Array {
+  const p = new Float32Array(logP.length);
+  for (let i = 0; i < p.length; i++) p[i] = Math.exp(logP[i]);
+  return p;
 }
 
 /** What the patience rule remembers per running sample. */

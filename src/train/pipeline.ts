@@ -60,6 +60,7 @@ export async function loadOrTrainBackbone(o: PipelineOptions): Promise<Backbone>
   if (o.backboneWeights) {
     const { tensors, metadata } = loadSafetensors(o.backboneWeights);
     if (metadata.arch && metadata.arch !== o.arch) throw new Error(`${o.backboneWeights} holds a ${metadata.arch}, not a ${o.arch}`);
+    if (metadata.dataset && metadata.dataset !== o.data.name) throw new Error(`${o.backboneWeights} was trained on ${metadata.dataset}, not ${o.data.name}`);
     const model = createBackbone(o.arch, { numClasses: o.data.numClasses, inChannels: c, inputSize: h });
     model.loadStateDict(tensors);
     dispose([...tensors.values()]);

@@ -170,6 +170,7 @@ test('bad input: clear messages and a non-zero exit', () => {
   expectError(ztw(['run', '--data', 'cifar11', '--seeds', '1', ...out]), /^ztw: unknown dataset 'cifar11'; known: fashion-mnist/m);
   expectError(ztw(['run', '--seeds', 'abc', ...out]), /^ztw: --seeds: expected a positive integer, got 'abc'/m);
   expectError(ztw(['run', '--data', 'mnist', '--arch', 'resnet56', '--backbone', weights, '--seeds', '1', ...out]), /holds a resnet20, not a resnet56/);
+  expectError(ztw(['run', '--data', 'fashion-mnist', '--arch', 'resnet20', '--backbone', weights, '--seeds', '1', ...out]), /was trained on mnist, not fashion-mnist/);
   expectError(ztw(['train-backbone', '--arch', 'resnet20', '--epochs', 'two', ...out]), /^ztw: --epochs: expected a positive integer, got 'two'/m);
   assert.ok(!fs.existsSync(path.join(WORK, 'runs')), 'no output written to the default location');
 });

@@ -76,7 +76,7 @@ test('ztw export: a run folder to ONNX + manifest + samples, checked against lib
   assert.ok(j.check.maxProbDiff < 1e-4, `check: ${j.check.maxProbDiff}`);
   assert.deepEqual(j.check.decisions.unexplained, []);
   assert.equal(j.check.samples, 48);
-  assert.ok(j.files.includes('samples.json') && j.files.includes('manifest.json') && j.files.includes('head_8.onnx'));
+  assert.ok(j.files.includes('samples.json') && j.files.includes('manifest.json') && j.files.includes('exit_8.onnx'));
   const m = readManifest(out);
   assert.equal(m.arch, 'resnet20');
   assert.equal(m.method, 'ztw');

@@ -51,11 +51,13 @@ test('ResNet with folded conv-BN, cascade and geometric ensembles: ONNX equals l
   const { dir, manifest, files } = await roundTrip(t, { channelsLast: true, ensemble: 'geometric' }, [1, 5, 16]);
   const M = manifest.exits.length;
   assert.equal(M, 4);
-  assert.deepEqual(manifest.stages.map((s) => s.file), ['segment_0.onnx', 'head_0.onnx', 'ensemble_0.onnx', 'segment_1.onnx', 'head_1.onnx', 'ensemble_1.onnx', 'segment_2.onnx', 'head_2.onnx', 'ensemble_2.onnx', 'segment_3.onnx', 'ensemble_3.onnx']);
+  assert.deepEqual(manifest.stages.map((s) => s.file), ['exit_0.onnx', 'exit_1.onnx', 'exit_2.onnx', 'exit_3.onnx']);
   assert.equal(path.basename(files[files.length - 1]), 'manifest.json');
   assert.deepEqual(manifest.exits.map((e) => e.tap), [0, 1, 2, null]);
   assert.deepEqual(manifest.exits.map((e) => e.usesPreviousLogits), [false, true, true, false]);
   assert.equal(manifest.ensemble, 'geometric');
+  assert.deepEqual(manifest.ensembleParams?.weights.map((w) => w.length), [1, 2, 3, 4], 'exit m has m + 1 member weights');
+  assert.ok(manifest.ensembleParams?.bias.every((b) => b?.length === 10));
   assert.equal(manifest.classNames[9], 'Ankle boot');
   assert.ok(manifest.exits.every((e, m) => m === 0 || e.cost > manifest.exits[m - 1].cost), 'costs grow with the exit');
   for (const s of manifest.stages) {
@@ -63,17 +65,18 @@ test('ResNet with folded conv-BN, cascade and geometric ensembles: ONNX equals l
     assert.equal(g.opset, manifest.opset);
     assert.deepEqual(g.graph.inputs.map((v) => v.name), s.inputs);
     assert.ok(g.graph.inputs.every((v) => v.shape[0] === 'N'), `${s.file}: symbolic batch`);
-    if (s.kind === 'segment') {
-      const ops = g.graph.nodes.map((n) => n.op);
-      assert.ok(!ops.includes('BatchNormalization'), `${s.file}: BN folded into the convolutions`);
-      if (s.exit < M - 1) assert.ok(ops.includes('Conv'), s.file);
-      else assert.ok(ops.includes('Gemm') && ops.includes('GlobalAveragePool'), s.file);
-    }
+    const ops = g.graph.nodes.map((n) => n.op);
+    assert.ok(!ops.includes('BatchNormalization'), `${s.file}: BN folded into the convolutions`);
+    assert.ok(ops.includes('Gemm') && ops.includes('LogSoftmax'), `${s.file}: ends in a classifier`);
+    if (s.exit === M - 1) assert.ok(ops.includes('GlobalAveragePool'), s.file);
+    else assert.ok(ops.includes('Conv') && ops.includes('MaxPool') && ops.includes('AveragePool'), `${s.file}: a segment and the head's conv and SDN pooling`);
   }
-  assert.deepEqual(decodeModel(fs.readFileSync(path.join(dir, 'ensemble_3.onnx'))).graph.outputs.map((v) => v.name), ['log_q', 'probs']);
-  assert.deepEqual(decodeModel(fs.readFileSync(path.join(dir, 'head_1.onnx'))).graph.inputs.map((v) => v.name), ['features', 'prev_logits']);
-  const seg0 = decodeModel(fs.readFileSync(path.join(dir, 'segment_0.onnx')));
-  assert.deepEqual(seg0.graph.outputs[0].shape, ['N', 16, 32, 32]);
+  const exit1 = decodeModel(fs.readFileSync(path.join(dir, 'exit_1.onnx'))).graph;
+  assert.deepEqual(exit1.inputs.map((v) => v.name), ['x', 'prev_logits']);
+  assert.deepEqual(exit1.outputs.map((v) => v.name), ['features', 'logits', 'log_probs']);
+  assert.deepEqual(decodeModel(fs.readFileSync(path.join(dir, 'exit_3.onnx'))).graph.outputs.map((v) => v.name), ['logits', 'log_probs']);
+  const exit0 = decodeModel(fs.readFileSync(path.join(dir, 'exit_0.onnx')));
+  assert.deepEqual(exit0.graph.outputs[0].shape, ['N', 16, 32, 32]);
 });
 
 test('WRN (standalone BN, dropout), a subset of taps, SDN heads without ensemble', async (t) => {
@@ -81,8 +84,9 @@ test('WRN (standalone BN, dropout), a subset of taps, SDN heads without ensemble
   assert.equal(manifest.exits.length, 3);
   assert.deepEqual(manifest.exits.map((e) => e.tap), [0, 2, null]);
   assert.equal(manifest.ensemble, null);
-  assert.ok(manifest.exits.every((e) => e.ensemble === null && !e.usesPreviousLogits));
-  const ops = decodeModel(fs.readFileSync(path.join(dir, 'segment_2.onnx'))).graph.nodes.map((n) => n.op);
+  assert.equal(manifest.ensembleParams, null);
+  assert.ok(manifest.exits.every((e) => !e.usesPreviousLogits));
+  const ops = decodeModel(fs.readFileSync(path.join(dir, 'exit_2.onnx'))).graph.nodes.map((n) => n.op);
   assert.ok(ops.includes('BatchNormalization'), 'the pre-activation BN has no conv to fold into');
 });
 

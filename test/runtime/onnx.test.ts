@@ -91,12 +91,14 @@ test('onnx runtime error paths: missing files, bad manifests, wrong inputs and p
     assert.throws(() => validateManifest(m), (e: Error) => e instanceof ManifestError && re.test(e.message), re.source);
   };
   bad((m) => (m.format = 'onnx'), /format is "onnx"/);
-  bad((m) => (m.version = 2), /version 2 is not supported/);
+  bad((m) => (m.version = 1), /version 1 is not supported/);
   bad((m) => m.classNames.pop(), /classNames must be 10 strings/);
-  bad((m) => (m.exits[0].segment = '../etc/passwd'), /exits\[0\]\.segment must be a \.onnx file name/);
-  bad((m) => (m.exits[2].head = 'head_2.onnx'), /exits\[2\]\.head must be null/);
+  bad((m) => (m.exits[0].graph = '../etc/passwd'), /exits\[0\]\.graph must be a \.onnx file name/);
   bad((m) => (m.exits[1].kind = 'final'), /exits\[1\]\.kind must be 'ic'/);
-  bad((m) => (m.ensemble = null), /exits\[0\]\.ensemble must be null/);
+  bad((m) => (m.ensemble = null), /ensembleParams must be null without an ensemble/);
+  bad((m) => (m.ensembleParams = null), /ensembleParams must hold 3 rows/);
+  bad((m) => (m.ensembleParams.weights[1] = [1]), /ensembleParams: ExitCombiner: exit 1 needs 2 member weights/);
+  bad((m) => (m.ensembleParams.bias[0][3] = 'x'), /ensembleParams must hold 3 rows of finite/);
   bad((m) => (m.costs.exitCosts = [1]), /costs needs 3 exitCosts/);
   bad((m) => (m.policy = { kind: 'patience', patience: 9 }), /policy: exit policy: patience 9 exceeds the 3 exits/);
   bad((m) => (m.preprocess.std = [0]), /std \(> 0\)/);
@@ -106,16 +108,16 @@ test('onnx runtime error paths: missing files, bad manifests, wrong inputs and p
   // A file listed in the manifest is missing.
   const gone = tmpDir(t);
   for (const f of fs.readdirSync(dir)) fs.copyFileSync(path.join(dir, f), path.join(gone, f));
-  fs.rmSync(path.join(gone, 'head_1.onnx'));
-  await assert.rejects(loadOnnxEarlyExit(gone), /model file head_1\.onnx: .*head_1\.onnx is missing/);
+  fs.rmSync(path.join(gone, 'exit_1.onnx'));
+  await assert.rejects(loadOnnxEarlyExit(gone), /model file exit_1\.onnx: .*exit_1\.onnx is missing/);
   // Files swapped: the graphs' inputs are not what the manifest says.
   const swapped = structuredClone(good);
-  [swapped.exits[0].head, swapped.exits[1].head] = [swapped.exits[1].head, swapped.exits[0].head];
+  [swapped.exits[0].graph, swapped.exits[1].graph] = [swapped.exits[1].graph, swapped.exits[0].graph];
   const ort = nodeOrt();
   const reader = async (f: string) => new Uint8Array(fs.readFileSync(path.join(dir, f)));
-  await assert.rejects(OnnxEarlyExitRuntime.load(ort, swapped, reader), /head_1\.onnx: graph has inputs \[features,prev_logits\].*needs inputs \[features\]/);
+  await assert.rejects(OnnxEarlyExitRuntime.load(ort, swapped, reader), /exit_1\.onnx: graph has inputs \[x,prev_logits\].*needs inputs \[x\]/);
   // Not an ONNX file at all.
-  await assert.rejects(OnnxEarlyExitRuntime.load(ort, good, async (f) => (f === 'segment_0.onnx' ? new Uint8Array([1, 2, 3]) : reader(f))));
+  await assert.rejects(OnnxEarlyExitRuntime.load(ort, good, async (f) => (f === 'exit_0.onnx' ? new Uint8Array([1, 2, 3]) : reader(f))));
 
   const rt = await loadOnnxEarlyExit(dir, { threads: 1 });
   t.after(() => rt.release());

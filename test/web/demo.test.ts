@@ -187,7 +187,7 @@ test('the demo server: loopback only, model files from the manifest only, the co
   assert.equal((await get('/')).status, 200);
   assert.match((await get('/')).body, /<canvas id="draw"/);
   assert.equal((await get('/model/manifest.json')).status, 200);
-  assert.equal((await get('/model/segment_0.onnx')).status, 200);
+  assert.equal((await get('/model/exit_0.onnx')).status, 200);
   assert.equal((await get('/model/secret.txt')).status, 404);
   assert.equal((await get('/model/../package.json')).status, 404);
   assert.equal((await get('/model/%2e%2e%2fpackage.json')).status, 404);
@@ -199,7 +199,11 @@ test('the demo server: loopback only, model files from the manifest only, the co
   const core = await get('/lib/onnx-core.js');
   assert.match(core.type, /javascript/);
   assert.match(core.body, /export const \{[^}]*OnnxEarlyExitRuntime/);
-  assert.doesNotMatch(coreAsEsModule(), /require\(/);
+  // One self-contained ES module: it loads on its own and requires nothing but what it carries.
+  assert.doesNotMatch(core.body, /require\((?!name\)|"\.\.\/exits\/combine"\))/);
+  const mod = await import(`data:text/javascript;base64,${Buffer.from(coreAsEsModule()).toString('base64')}`);
+  assert.equal(typeof mod.OnnxEarlyExitRuntime, 'function');
+  assert.equal(typeof mod.validateManifest, 'function');
   const r = await fetch(s.url, { method: 'POST' });
   assert.equal(r.status, 405);
 });
