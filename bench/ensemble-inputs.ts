@@ -10,11 +10,11 @@
 import { Command } from 'commander';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { loadSafetensors } from '../src/io/safetensors';
+import { loadExitLogProbs } from '../src/train/pipeline';
 import { interleavedHalf, probsPerExit, type ExitLogProbs } from '../src/exits/collect';
 import { applyEnsembles, trainEnsembles, REFERENCE_ENSEMBLE_RECIPE } from '../src/train/ensemble';
 import { evaluateMethod } from '../src/eval/evaluate';
-import { dispose, setNumThreads } from '../src/tensor';
+import { setNumThreads } from '../src/tensor';
 import type { CostModel } from '../src/eval/types';
 import { round } from './common';
 
@@ -26,17 +26,6 @@ const o = new Command()
   .option('--json', 'print one JSON document')
   .parse()
   .opts();
-
-function load(file: string): ExitLogProbs {
-  const { tensors } = loadSafetensors(file);
-  const lp = tensors.get('logProbs');
-  const lb = tensors.get('labels');
-  if (!lp || !lb) throw new Error(`${file}: not an exit-output cache`);
-  const [N, M, K] = lp.shape;
-  const e = { numSamples: N, numExits: M, numClasses: K, logProbs: lp.data() as Float32Array, labels: lb.data() as Int32Array };
-  dispose([lp, lb]);
-  return e;
-}
 
 /** Mean top probability and accuracy (%) of each exit. */
 function perExit(e: ExitLogProbs): { confidence: number[]; accuracy: number[] } {
@@ -74,10 +63,10 @@ for (const seed of String(o.seeds).split(',').map(Number)) {
     return f;
   };
   const result = JSON.parse(fs.readFileSync(file('result.json'), 'utf8'));
-  const trainAug = load(file('outputs-ztw-train-aug.safetensors'));
-  const val = load(file('outputs-ztw-val.safetensors'));
-  const test = load(file('outputs-ztw-test.safetensors'));
-  const sdnTest = load(file('outputs-sdn-test.safetensors'));
+  const trainAug = loadExitLogProbs(file('outputs-ztw-train-aug.safetensors'));
+  const val = loadExitLogProbs(file('outputs-ztw-val.safetensors'));
+  const test = loadExitLogProbs(file('outputs-ztw-test.safetensors'));
+  const sdnTest = loadExitLogProbs(file('outputs-sdn-test.safetensors'));
   const recipe = { ...REFERENCE_ENSEMBLE_RECIPE, epochs: Number(o.epochs), kind: 'geometric' as const, seed };
   const asRun = trainEnsembles(trainAug, recipe, { silent: true }).ensembles;
   const heldOut = trainEnsembles(interleavedHalf(val, 0), recipe, { silent: true }).ensembles;

@@ -76,7 +76,8 @@ export async function loadOrTrainBackbone(o: PipelineOptions): Promise<Backbone>
 function saveExitLogProbs(file: string, e: ExitLogProbs): void {
   saveSafetensors(file, new Map([['logProbs', tensor(e.logProbs, [e.numSamples, e.numExits, e.numClasses])], ['labels', tensor(e.labels, [e.numSamples], 'int32')]]));
 }
-function loadExitLogProbs(file: string): ExitLogProbs {
+/** Exit outputs cached by a run (outputs-*.safetensors). */
+export function loadExitLogProbs(file: string): ExitLogProbs {
   const { tensors } = loadSafetensors(file);
   const lp = tensors.get('logProbs');
   const lb = tensors.get('labels');
