@@ -2,9 +2,9 @@
 // cascade wiring) and the offline collection of exit outputs.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ABLATIONS, DEFAULT_METHODS, HEAD_CASCADE, METHODS, methodSpec } from '../../src/exits/methods';
+import { ABLATIONS, DEFAULT_METHODS, HEAD_CASCADE, METHODS, VARIANTS, methodSpec } from '../../src/exits/methods';
 import { EarlyExitNetwork, sharedExitLogits } from '../../src/exits/network';
-import { collectExitLogProbs, collectSharedExitLogProbs, probsPerExit } from '../../src/exits/collect';
+import { collectExitLogProbs, collectSharedExitLogProbs, interleavedHalf, probsPerExit } from '../../src/exits/collect';
 import { CifarResNet, createBackbone } from '../../src/models';
 import { makeDataset } from '../../src/data/dataset';
 import * as F from '../../src/nn/functional';
@@ -17,22 +17,23 @@ import { assertClose } from '../helpers/assert';
 setNumThreads(1);
 
 test('methods table: SDN, PBEE, ZTW and the ablations map to their heads, ensembles and rules', () => {
-  const table = Object.fromEntries(Object.entries(METHODS).map(([k, m]) => [k, [m.heads, m.ensemble, m.rule]]));
+  const table = Object.fromEntries(Object.entries(METHODS).map(([k, m]) => [k, [m.heads, m.ensemble, m.rule, m.ensembleData ?? 'train']]));
   assert.deepEqual(table, {
-    sdn: ['sdn', null, 'confidence'],
-    pbee: ['sdn', null, 'patience'],
-    ztw: ['ztw', 'geometric', 'confidence'],
-    'cascade-only': ['ztw', null, 'confidence'],
-    'ensemble-only': ['sdn', 'geometric', 'confidence'],
-    additive: ['ztw', 'additive', 'confidence'],
-    'mean-ensemble': ['ztw', 'mean', 'confidence'],
-    'no-stop-grad': ['ztw-no-stop-grad', 'geometric', 'confidence'],
+    sdn: ['sdn', null, 'confidence', 'train'],
+    pbee: ['sdn', null, 'patience', 'train'],
+    ztw: ['ztw', 'geometric', 'confidence', 'train'],
+    'cascade-only': ['ztw', null, 'confidence', 'train'],
+    'ensemble-only': ['sdn', 'geometric', 'confidence', 'train'],
+    additive: ['ztw', 'additive', 'confidence', 'train'],
+    'mean-ensemble': ['ztw', 'mean', 'confidence', 'train'],
+    'no-stop-grad': ['ztw-no-stop-grad', 'geometric', 'confidence', 'train'],
+    'ztw-heldout': ['ztw', 'geometric', 'confidence', 'heldout'],
   });
   assert.deepEqual(HEAD_CASCADE.sdn, { enabled: false });
   assert.deepEqual(HEAD_CASCADE.ztw, { enabled: true, detach: true });
   assert.deepEqual(HEAD_CASCADE['ztw-no-stop-grad'], { enabled: true, detach: false });
   assert.deepEqual(DEFAULT_METHODS, ['sdn', 'pbee', 'ztw']);
-  for (const m of [...DEFAULT_METHODS, ...ABLATIONS]) assert.equal(methodSpec(m), METHODS[m]);
+  for (const m of [...DEFAULT_METHODS, ...ABLATIONS, ...VARIANTS]) assert.equal(methodSpec(m), METHODS[m]);
   assert.throws(() => methodSpec('zwt'), /unknown method 'zwt' \(known: sdn, pbee, ztw/);
 });
 
@@ -144,4 +145,20 @@ test('collectExitLogProbs: the log-softmax of every exit over a data set, in ord
   assert.throws(() => sharedExitLogits([sdn, new EarlyExitNetwork(new CifarResNet({ depth: 8, inChannels: 1 }))], x), /same backbone and taps/);
   sdn.heads.forEach((h) => h.dispose());
   net.dispose();
+});
+
+test('interleavedHalf: two disjoint halves of a cached split, every other sample, with their labels', () => {
+  const M = 2;
+  const K = 3;
+  const N = 5;
+  const logProbs = Float32Array.from({ length: N * M * K }, (_, i) => i);
+  const e = { numSamples: N, numExits: M, numClasses: K, logProbs, labels: Int32Array.from([0, 0, 1, 1, 2]) };
+  const even = interleavedHalf(e, 0);
+  const odd = interleavedHalf(e, 1);
+  assert.equal(even.numSamples, 3);
+  assert.equal(odd.numSamples, 2);
+  assert.deepEqual(Array.from(even.labels), [0, 1, 2], 'a class-sorted split gives every class to both halves');
+  assert.deepEqual(Array.from(odd.labels), [0, 1]);
+  assert.deepEqual(Array.from(odd.logProbs), [...Array.from({ length: 6 }, (_, i) => 6 + i), ...Array.from({ length: 6 }, (_, i) => 18 + i)]);
+  assert.equal(even.logProbs.length + odd.logProbs.length, logProbs.length);
 });
