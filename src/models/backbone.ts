@@ -3,6 +3,7 @@
 // The caller may send back an int64 index of the rows to keep, so that a
 // batched runtime carries only the samples that have not exited yet.
 import { Module } from '../nn/module';
+import * as F from '../nn/functional';
 import type { Tensor } from '../tensor/tensor';
 
 export interface TapInfo {
@@ -54,4 +55,12 @@ export abstract class Backbone extends Module {
 /** Narrows a running batch to the rows the caller keeps, in the batch's memory format. */
 export function keepRows(x: Tensor, rows: Tensor | undefined): Tensor {
   return rows ? x.takeRows(rows) : x;
+}
+
+/**
+ * relu(keepRows(x, rows)): in place on the fresh copy when rows are kept
+ * (the runtime's path, without gradients), which saves a pass over the map.
+ */
+export function reluKeepRows(x: Tensor, rows: Tensor | undefined): Tensor {
+  return rows ? x.takeRows(rows).relu_() : F.relu(x);
 }

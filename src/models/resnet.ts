@@ -1,6 +1,6 @@
 // CIFAR ResNets (ResNet-20/56/110: basic blocks, 16/32/64 channels) and the
 // tap after each block's `conv + shortcut`, before its last ReLU.
-import { Backbone, keepRows, type BackboneOptions, type StagedForward, type TapInfo } from './backbone';
+import { Backbone, reluKeepRows, type BackboneOptions, type StagedForward, type TapInfo } from './backbone';
 import { Module } from '../nn/module';
 import { BatchNorm2d, Conv2d, Linear, Sequential } from '../nn/layers';
 import * as F from '../nn/functional';
@@ -84,7 +84,7 @@ export class CifarResNet extends Backbone {
     for (const block of this.blocks) {
       const tap = block.preActivation(h);
       const rows = yield tap;
-      h = F.relu(keepRows(tap, rows));
+      h = reluKeepRows(tap, rows);
     }
     return this.fc.forward(F.adaptiveAvgPool2d(h, 1).flatten(1));
   }

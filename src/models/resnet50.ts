@@ -1,6 +1,6 @@
 // ResNet-50, ImageNet layout (bottlenecks [3, 4, 6, 3]); a tap after every
 // bottleneck's `conv + shortcut`. Used for the cost model and ImageNet runs.
-import { Backbone, keepRows, type BackboneOptions, type StagedForward, type TapInfo } from './backbone';
+import { Backbone, reluKeepRows, type BackboneOptions, type StagedForward, type TapInfo } from './backbone';
 import { Module } from '../nn/module';
 import { BatchNorm2d, Conv2d, Linear, MaxPool2d, Sequential } from '../nn/layers';
 import * as F from '../nn/functional';
@@ -81,7 +81,7 @@ export class ResNet50 extends Backbone {
     let h = this.pool.forward(F.relu(convBn(this.conv1, this.bn1, x)));
     for (const block of this.blocks) {
       const tap = block.preActivation(h);
-      h = F.relu(keepRows(tap, yield tap));
+      h = reluKeepRows(tap, yield tap);
     }
     return this.fc.forward(F.adaptiveAvgPool2d(h, 1).flatten(1));
   }

@@ -106,6 +106,7 @@ export class Tensor {
   sigmoid(): Tensor { return wrap(native.sigmoid(this.handle)); }
   tanh(): Tensor { return wrap(native.tanh(this.handle)); }
   relu(): Tensor { return wrap(native.relu(this.handle)); }
+  relu_(): this { native.clampMin_(this.handle, 0); return this; }
   isnan(): Tensor { return wrap(native.isnan(this.handle)); }
   isfinite(): Tensor { return wrap(native.isfinite(this.handle)); }
   clamp(min?: number | null, max?: number | null): Tensor { return wrap(native.clamp(this.handle, min ?? null, max ?? null)); }
