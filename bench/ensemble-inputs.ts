@@ -1,8 +1,8 @@
 // npm run exp:ensemble-inputs -- --run DIR [--seeds 0,1,2] [--epochs 500]
 // Experiment: what the ZTW ensembles learn from. The reference trains them on
-// the heads' outputs over (augmented) training images, the same images the
-// heads were fit to; on a short recipe those outputs are more confident and
-// more often right than on unseen images. This trains the ensembles a second
+// the heads' outputs over one augmented pass of the training images, the
+// images the heads were fit to, seen through crops and flips: a distribution
+// the clean test images do not share. This trains the ensembles a second
 // way, on every other validation image (held out from the heads), and prints
 // paper-mode budget tables on the test split for SDN, ZTW as run, and ZTW
 // with held-out ensembles, plus each head's confidence and accuracy on the

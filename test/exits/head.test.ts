@@ -179,3 +179,16 @@ test('exitForward: one native call with the numbers of forward() and a log-softm
     h.dispose();
   }
 });
+
+test('exitForward: bad inputs are typed errors from the native head, not crashes', () => {
+  const h = new ICHead({ tapShape: [4, 8, 8], numClasses: 3 });
+  h.eval();
+  noGrad(() =>
+    tidy(() => {
+      assert.throws(() => h.exitForward(randn([2, 4, 8, 8]).to('float64')), (e: Error) => e.name === 'TorchError');
+      assert.throws(() => h.exitForward(randn([2, 5, 8, 8])), (e: Error) => e.name === 'TorchError');
+      assert.throws(() => h.exitForward(randn([2, 4, 2, 2])), (e: Error) => e.name === 'TorchError');
+    }),
+  );
+  h.dispose();
+});
