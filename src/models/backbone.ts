@@ -1,7 +1,9 @@
 // The protocol that lets any network receive early exits: a staged forward
 // that yields the features at each tap point and returns the final logits.
 // The caller may send back an int64 index of the rows to keep, so that a
-// batched runtime carries only the samples that have not exited yet.
+// batched runtime carries only the samples that have not exited yet; the
+// backbone then goes on with its own narrowed copy (keepRows), and the caller
+// may free the tensor it was yielded.
 import { Module } from '../nn/module';
 import * as F from '../nn/functional';
 import type { Tensor } from '../tensor/tensor';

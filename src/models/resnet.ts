@@ -26,9 +26,19 @@ export class BasicBlock extends Module {
   }
   /** conv + shortcut, before the final ReLU: where an IC taps. */
   preActivation(x: Tensor): Tensor {
-    const h = convBn(this.conv2, this.bn2, F.relu(convBn(this.conv1, this.bn1, x)));
+    // Intermediates are freed as soon as they are used (autograd keeps its
+    // own references): a pass then reuses cache-warm blocks instead of
+    // holding every activation of the network until its scope ends.
+    const a = convBn(this.conv1, this.bn1, x);
+    const r = F.relu(a);
+    a.dispose();
+    const h = convBn(this.conv2, this.bn2, r);
+    r.dispose();
     const sc = this.shortcut ? convBn(this.shortcut.layers[0] as Conv2d, this.shortcut.layers[1] as BatchNorm2d, x) : x;
-    return h.add(sc);
+    const out = h.add(sc);
+    h.dispose();
+    if (sc !== x) sc.dispose();
+    return out;
   }
   forward(x: Tensor): Tensor {
     return F.relu(this.preActivation(x));
@@ -80,9 +90,12 @@ export class CifarResNet extends Backbone {
   }
 
   *staged(x: Tensor): StagedForward {
-    let h = F.relu(convBn(this.conv1, this.bn1, x));
+    const stem = convBn(this.conv1, this.bn1, x);
+    let h = F.relu(stem);
+    stem.dispose();
     for (const block of this.blocks) {
       const tap = block.preActivation(h);
+      h.dispose(); // the block's input; the tap stays the caller's
       const rows = yield tap;
       h = reluKeepRows(tap, rows);
     }

@@ -69,8 +69,18 @@ export class EarlyExitRuntime {
         let head = 0;
         let tap = 0;
         const gen = backbone.staged(x);
+        let sentRows: Tensor | undefined; // the rows sent back with the previous features
+        let features: Tensor | undefined;
         for (let r = gen.next(); ; r = gen.next(keep)) {
+          // Features the backbone narrowed (keepRows copies them) are no longer
+          // its: free them now rather than at the end of the pass.
+          if (sentRows) {
+            features?.dispose();
+            sentRows.dispose();
+          }
+          sentRows = keep;
           keep = undefined;
+          features = r.done ? undefined : r.value;
           if (!r.done && !tapIndices.includes(tap++)) continue;
           const m = r.done ? M - 1 : head;
           const [logits, lp] = r.done ? [r.value, F.logSoftmax(r.value, 1)] : heads[head].exitForward(r.value, head > 0 ? prevLogits : undefined);
