@@ -13,7 +13,7 @@ import { noGrad } from '../tensor/grad';
 import { tidy } from '../tensor/scope';
 import type { Tensor } from '../tensor/tensor';
 import { validatePolicy, type ExitPolicy } from './policy';
-import { answerLeaving, decideExits, keepRuleRows, takeRows, type RuleState } from './onnx-core';
+import { answerLeaving, decideExits, exitProbabilities, keepRuleRows, takeRows, type RuleState } from './onnx-core';
 
 export interface ExitResult {
   /** Predicted class per sample. */
@@ -85,9 +85,7 @@ export class EarlyExitRuntime {
           const m = r.done ? M - 1 : head;
           const [logits, lp] = r.done ? [r.value, F.logSoftmax(r.value, 1)] : heads[head].exitForward(r.value, head > 0 ? prevLogits : undefined);
           members.push(lp.data() as Float32Array);
-          const logQ = combiner ? combiner.combine(m, members, rows.length) : members[m];
-          // exp in JS, as the offline evaluator turns log-probabilities into probabilities (probsPerExit).
-          const p = Float32Array.from(logQ, Math.exp);
+          const p = exitProbabilities(combiner, m, members, rows.length);
           const { leave, arg } = decideExits(p, rows.length, K, policy, r.done === true, rule);
           const stay = answerLeaving(res, rows, leave, arg, p, K, m, this.costs.exitCosts[m]);
           if (r.done) break;

@@ -258,10 +258,7 @@ export class OnnxEarlyExitRuntime {
     return this.stage(e.graph, e.usesPreviousLogits ? { x: feats, prev_logits: prevLogits as Dense } : { x: feats });
   }
 
-  /** Exit m's answer as probabilities: its ensemble over the members so far, or its own. */
-  private exitProbs(m: number, members: Float32Array[], n: number): Float32Array {
-    return expAll(this.combiner ? this.combiner.combine(m, members, n) : members[m]);
-  }
+
 
   /** Opens every stage of a validated manifest (sessions are created one by one). */
   static async load(ort: OrtModuleLike, manifest: unknown, read: ModelFileReader, sessionOptions?: unknown): Promise<OnnxEarlyExitRuntime> {
@@ -358,7 +355,7 @@ export class OnnxEarlyExitRuntime {
       const out = await this.exitGraph(m, feats, prevLogits);
       members.push(out.log_probs.data);
       const n = rows.length;
-      const p = this.exitProbs(m, members, n);
+      const p = exitProbabilities(this.combiner, m, members, n);
       const { leave, arg } = decideExits(p, n, K, policy, final, rule);
       const stay = answerLeaving(res, rows, leave, arg, p, K, m, this.manifest.exits[m].cost);
       if (final || stay.length === 0) break;
@@ -388,7 +385,7 @@ export class OnnxEarlyExitRuntime {
     for (let m = 0; m < this.numExits; m++) {
       const out = await this.exitGraph(m, feats, prevLogits);
       members.push(out.log_probs.data);
-      probs.push(this.exitProbs(m, members, x.dims[0]));
+      probs.push(exitProbabilities(this.combiner, m, members, x.dims[0]));
       feats = out.features;
       prevLogits = out.logits;
     }
@@ -396,8 +393,14 @@ export class OnnxEarlyExitRuntime {
   }
 }
 
-/** exp of every value, in float32 (as the offline evaluator turns log-probabilities into probabilities). */
-function expAll(logP: Float32Array): Float32Array {
+/**
+ * Exit m's answer as probabilities, in both runtimes: its ensemble over the
+ * members' log-probabilities so far (members[j]: [n * K]), or its own; exp
+ * in float32, as the offline evaluator turns log-probabilities into
+ * probabilities (probsPerExit).
+ */
+export function exitProbabilities(combiner: ExitCombiner | null, m: number, members: readonly Float32Array[], n: number): Float32Array {
+  const logP = combiner ? combiner.combine(m, members, n) : members[m];
   const p = new Float32Array(logP.length);
   for (let i = 0; i < p.length; i++) p[i] = Math.exp(logP[i]);
   return p;
