@@ -23,7 +23,8 @@
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS"],
       "cflags!": ["-fno-exceptions", "-fno-rtti"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++17"],
-      "cflags_cc": ["-std=c++17", "-fexceptions", "-frtti", "-O2", "-Wno-unused-function"],
+      "cflags_cc": ["-std=c++17", "-fexceptions", "-frtti", "-O2", "-Wno-unused-function", "-fopenmp"],
+      "ldflags": ["-fopenmp"],
       "conditions": [
         ["libtorch==''", {
           "include_dirs": ["/usr/include", "/usr/include/torch/csrc/api/include"],

@@ -18,6 +18,28 @@ import { EarlyExitNetwork } from '../src/exits';
 import { exportEarlyExit } from '../src/export/export';
 import { loadOnnxEarlyExit } from '../src/runtime/onnx';
 
+/**
+ * Seconds per round of every configuration (0: the plain backbone), the
+ * configurations interleaved within each round: on this noisy machine a slow
+ * phase then hits the plain backbone and the early exits alike. Round 0 is
+ * warm-up.
+ */
+async function interleavedTimes(configs: number, rounds: number, runOnce: (config: number) => void | Promise<void>): Promise<number[][]> {
+  const times: number[][] = Array.from({ length: configs }, () => []);
+  for (let r = 0; r <= rounds; r++)
+    for (let c = 0; c < configs; c++) {
+      const t0 = process.hrtime.bigint();
+      await runOnce(c);
+      if (r > 0) times[c].push(Number(process.hrtime.bigint() - t0) / 1e9);
+    }
+  return times;
+}
+
+/** The median over rounds of config's time against the plain backbone's in the same round. */
+function timeFraction(times: number[][], config: number): { fraction: number; plain: number; t: number } {
+  return { fraction: median(times[config].map((t, r) => t / times[0][r])), plain: median(times[0]), t: median(times[config]) };
+}
+
 const cli = new Command()
   .option('--json', 'print one JSON document')
   .option('--run <dir>', 'experiment directory with seed0/', path.join('runs', 'demo'))
@@ -27,6 +49,7 @@ const cli = new Command()
   .option('--taus <list>', 'thresholds', '0.5,0.8,0.9,0.95,0.99,0.999')
   .option('--samples <n>', 'test samples for batch 128', '1024')
   .option('--samples1 <n>', 'test samples for batch 1', '128')
+  .option('--batches <list>', 'batch sizes', '1,128')
   .option('--threads <n>', 'threads', '2')
   .option('--repeats <n>', 'timed repeats (median)', '3')
   .option('--no-onnx', 'skip the onnxruntime rows')
@@ -44,32 +67,26 @@ const o = cli.opts();
   const costs = exitCostModel(net, ensembles);
   const runtime = new EarlyExitRuntime(net, ensembles, costs);
   const rows: Record<string, number | string>[] = [];
-  for (const batch of [1, 128]) {
+  for (const batch of String(o.batches).split(',').map(Number)) {
     const n = Number(batch === 1 ? o.samples1 : o.samples);
     const ds = subset(data.test, n, 5);
     const loader = new BatchLoader(ds, { batchSize: batch, shuffle: false, norm: data.norm });
     const batches: { x: Tensor; y: Int32Array }[] = [...loader.epoch(0)].map((b) => ({ x: batchTensors(b, 'channels_last').x.keep(), y: b.y }));
-    const timeIt = (fn: (x: Tensor) => void): number => {
-      const ts: number[] = [];
-      for (let r = 0; r < Number(o.repeats) + 1; r++) {
-        const t0 = process.hrtime.bigint();
-        for (const b of batches) tidy(() => fn(b.x));
-        if (r > 0) ts.push(Number(process.hrtime.bigint() - t0) / 1e9); // the first is warm-up
-      }
-      return median(ts);
-    };
-    const plain = timeIt((x) => noGrad(() => void net.backbone.forward(x)));
-    for (const tau of String(o.taus).split(',').map(Number)) {
+    const taus = String(o.taus).split(',').map(Number);
+    const times = await interleavedTimes(taus.length + 1, Number(o.repeats), (c) => {
+      for (const b of batches) tidy(() => (c === 0 ? noGrad(() => void net.backbone.forward(b.x)) : void runtime.run(b.x, { kind: 'confidence', tau: taus[c - 1] })));
+    });
+    for (const [k, tau] of taus.entries()) {
       let cost = 0;
       let correct = 0;
-      const t = timeIt((x) => void runtime.run(x, { kind: 'confidence', tau }));
       for (const b of batches)
         tidy(() => {
           const r = runtime.run(b.x, { kind: 'confidence', tau });
           r.cost.forEach((c) => (cost += c));
           r.prediction.forEach((p, i) => (correct += p === b.y[i] ? 1 : 0));
         });
-      const row = { runtime: 'libtorch', batch, tau, cost_fraction: round(cost / n / costs.baseCost, 3), time_fraction: round(t / plain, 3), accuracy: round((100 * correct) / n, 2), plain_ms_per_sample: round((1000 * plain) / n, 3), exit_ms_per_sample: round((1000 * t) / n, 3) };
+      const { fraction, plain, t } = timeFraction(times, k + 1);
+      const row = { runtime: 'libtorch', batch, tau, cost_fraction: round(cost / n / costs.baseCost, 3), time_fraction: round(fraction, 3), accuracy: round((100 * correct) / n, 2), plain_ms_per_sample: round((1000 * plain) / n, 3), exit_ms_per_sample: round((1000 * t) / n, 3) };
       rows.push(row);
       if (!o.json) process.stderr.write(`batch ${batch} tau ${tau}: cost ${row.cost_fraction}, time ${row.time_fraction}, acc ${row.accuracy}%\n`);
     }
@@ -82,26 +99,19 @@ const o = cli.opts();
       const ortExits = await loadOnnxEarlyExit(path.join(tmp, 'exits'), { threads: Number(o.threads) });
       const ortPlain = await loadOnnxEarlyExit(path.join(tmp, 'plain'), { threads: Number(o.threads) });
       const inputs = batches.map((b) => ({ data: b.x.data() as Float32Array, dims: b.x.shape, y: b.y }));
-      const timeOrt = async (fn: (i: { data: Float32Array; dims: number[] }) => Promise<unknown>): Promise<number> => {
-        const ts: number[] = [];
-        for (let r = 0; r < Number(o.repeats) + 1; r++) {
-          const t0 = process.hrtime.bigint();
-          for (const i of inputs) await fn(i);
-          if (r > 0) ts.push(Number(process.hrtime.bigint() - t0) / 1e9);
-        }
-        return median(ts);
-      };
-      const plainOrt = await timeOrt((i) => ortPlain.run(i, { kind: 'confidence', tau: 2 }));
-      for (const tau of String(o.taus).split(',').map(Number)) {
+      const ortTimes = await interleavedTimes(taus.length + 1, Number(o.repeats), async (c) => {
+        for (const i of inputs) await (c === 0 ? ortPlain.run(i, { kind: 'confidence', tau: 2 }) : ortExits.run(i, { kind: 'confidence', tau: taus[c - 1] }));
+      });
+      for (const [k, tau] of taus.entries()) {
         let cost = 0;
         let correct = 0;
-        const t = await timeOrt((i) => ortExits.run(i, { kind: 'confidence', tau }));
         for (const i of inputs) {
           const r = await ortExits.run(i, { kind: 'confidence', tau });
           r.cost.forEach((c) => (cost += c));
           r.prediction.forEach((p, k) => (correct += p === i.y[k] ? 1 : 0));
         }
-        const row = { runtime: 'onnxruntime', batch, tau, cost_fraction: round(cost / n / costs.baseCost, 3), time_fraction: round(t / plainOrt, 3), accuracy: round((100 * correct) / n, 2), plain_ms_per_sample: round((1000 * plainOrt) / n, 3), exit_ms_per_sample: round((1000 * t) / n, 3) };
+        const { fraction, plain: plainOrt, t } = timeFraction(ortTimes, k + 1);
+        const row = { runtime: 'onnxruntime', batch, tau, cost_fraction: round(cost / n / costs.baseCost, 3), time_fraction: round(fraction, 3), accuracy: round((100 * correct) / n, 2), plain_ms_per_sample: round((1000 * plainOrt) / n, 3), exit_ms_per_sample: round((1000 * t) / n, 3) };
         rows.push(row);
         if (!o.json) process.stderr.write(`onnxruntime batch ${batch} tau ${tau}: cost ${row.cost_fraction}, time ${row.time_fraction}, acc ${row.accuracy}%\n`);
       }

@@ -1,4 +1,6 @@
 // Module entry: exports every op of the table through one guard.
+#include <dlfcn.h>
+#include <cstdlib>
 #include <sstream>
 #include "addon_data.h"
 #include "allocator.h"
@@ -86,8 +88,23 @@ static Napi::Value SetErrorClass(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// OpenBLAS (Debian's libtorch multiplies matrices through it) keeps its own
+// pthread pool beside libtorch's OpenMP one, and its idle workers spin on
+// sched_yield after every product. The early-exit runtime's small classifier
+// products left them spinning through the next convolutions: 530,000
+// sched_yield calls, ~100 ms of system time per batch of 128 on ResNet-56,
+// and the backbone 40% slower. One BLAS thread: the heads' products are tiny,
+// training speed was unchanged (bench:backbones), and libtorch's threads keep
+// the cores. OPENBLAS_NUM_THREADS, when set, still wins.
+static void SingleThreadedBlas() {
+  if (std::getenv("OPENBLAS_NUM_THREADS")) return;
+  using SetThreads = void (*)(int);
+  if (auto set = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) set(1);
+}
+
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InstallCachingAllocator();
+  SingleThreadedBlas();
   auto* data = new AddonData();
   env.SetInstanceData(data);
   auto ctor = TensorHandle::Define(env);

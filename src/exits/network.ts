@@ -2,7 +2,7 @@
 // backbone's own classifier as the last exit. SDN, ZTW and the ablations are
 // configurations of this one composition (see methods.ts).
 import { Module } from '../nn/module';
-import type { Backbone } from '../models/backbone';
+import { releaseTaps, type Backbone } from '../models/backbone';
 import { noGrad } from '../tensor/grad';
 import type { Tensor } from '../tensor/tensor';
 import { ICHead, type CascadeOptions } from './head';
@@ -80,7 +80,7 @@ export function sharedExitLogits(nets: EarlyExitNetwork[], x: Tensor): Tensor[][
   for (const n of nets)
     if (n.backbone !== base.backbone || n.tapIndices.join(',') !== base.tapIndices.join(',')) throw new Error('sharedExitLogits: every network must sit on the same backbone and taps');
   const logits: Tensor[][] = nets.map(() => []);
-  const gen = base.backbone.staged(x);
+  const gen = releaseTaps(base.backbone.staged(x));
   let tap = 0;
   let head = 0;
   for (let r = noGrad(() => gen.next()); ; r = noGrad(() => gen.next())) {

@@ -2,8 +2,10 @@
 // that yields the features at each tap point and returns the final logits.
 // The caller may send back an int64 index of the rows to keep, so that a
 // batched runtime carries only the samples that have not exited yet; the
-// backbone then goes on with its own narrowed copy (keepRows), and the caller
-// may free the tensor it was yielded.
+// backbone then goes on with its own narrowed copy (keepRows).
+// A backbone uses a yielded tensor only until it yields the next one (or
+// returns): from then on the tensor is the caller's, which may free it.
+// releaseTaps() does so for callers that read each tap before resuming.
 import { Module } from '../nn/module';
 import * as F from '../nn/functional';
 import type { Tensor } from '../tensor/tensor';
@@ -46,11 +48,31 @@ export abstract class Backbone extends Module {
   }
 
   forward(x: Tensor): Tensor {
-    const gen = this.staged(x);
+    const gen = releaseTaps(this.staged(x));
     for (;;) {
       const r = gen.next();
       if (r.done) return r.value;
     }
+  }
+}
+
+/**
+ * A staged forward that frees each tap once the backbone has moved past it
+ * (the protocol above). Holding every tap to the end of a pass kept ~130 MB
+ * alive at batch 128 on ResNet-56, and its external-memory reports set off a
+ * V8 garbage collection in every pass: the plain forward ran 15-20% slower.
+ */
+export function* releaseTaps(gen: StagedForward): StagedForward {
+  let passed: Tensor | undefined;
+  try {
+    for (let r = gen.next(); ; ) {
+      passed?.dispose();
+      if (r.done) return r.value;
+      passed = r.value;
+      r = gen.next(yield r.value);
+    }
+  } finally {
+    gen.return(undefined as never); // a caller that stops early ends the backbone's pass too
   }
 }
 

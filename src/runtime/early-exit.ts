@@ -13,6 +13,7 @@ import { noGrad } from '../tensor/grad';
 import { tidy } from '../tensor/scope';
 import type { Tensor } from '../tensor/tensor';
 import { validatePolicy, type ExitPolicy } from './policy';
+import { releaseTaps } from '../models/backbone';
 import { answerLeaving, decideExits, exitProbabilities, keepRuleRows, takeRows, type RuleState } from './onnx-core';
 
 export interface ExitResult {
@@ -68,23 +69,17 @@ export class EarlyExitRuntime {
         let keep: Tensor | undefined;
         let head = 0;
         let tap = 0;
-        const gen = backbone.staged(x);
-        let sentRows: Tensor | undefined; // the rows sent back with the previous features
-        let features: Tensor | undefined;
+        // Each tap is freed once the backbone has moved past it, each
+        // index of kept rows once the backbone has used it.
+        const gen = releaseTaps(backbone.staged(x));
         for (let r = gen.next(); ; r = gen.next(keep)) {
-          // Features the backbone narrowed (keepRows copies them) are no longer
-          // its: free them now rather than at the end of the pass.
-          if (sentRows) {
-            features?.dispose();
-            sentRows.dispose();
-          }
-          sentRows = keep;
+          keep?.dispose();
           keep = undefined;
-          features = r.done ? undefined : r.value;
           if (!r.done && !tapIndices.includes(tap++)) continue;
           const m = r.done ? M - 1 : head;
           const [logits, lp] = r.done ? [r.value, F.logSoftmax(r.value, 1)] : heads[head].exitForward(r.value, head > 0 ? prevLogits : undefined);
           members.push(lp.data() as Float32Array);
+          lp.dispose();
           const p = exitProbabilities(combiner, m, members, rows.length);
           const { leave, arg } = decideExits(p, rows.length, K, policy, r.done === true, rule);
           const stay = answerLeaving(res, rows, leave, arg, p, K, m, this.costs.exitCosts[m]);
@@ -93,10 +88,12 @@ export class EarlyExitRuntime {
             gen.return(undefined as never);
             break;
           }
+          prevLogits?.dispose();
           prevLogits = logits;
           if (stay.length < rows.length) {
             keep = tensor(stay, [stay.length], 'int64');
             prevLogits = logits.takeRows(keep);
+            logits.dispose();
             members = members.map((lpj) => takeRows(lpj, K, stay));
             rows = Int32Array.from(stay, (i) => rows[i]);
             keepRuleRows(rule, stay);
