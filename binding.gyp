@@ -17,7 +17,8 @@
         "native/src/ops_reduce.cc",
         "native/src/ops_shape.cc",
         "native/src/ops_autograd.cc",
-        "native/src/ops_exits.cc"
+        "native/src/ops_exits.cc",
+        "native/src/dnnl_conv.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS"],
@@ -29,10 +30,10 @@
         ["libtorch==''", {
           "include_dirs": ["/usr/include", "/usr/include/torch/csrc/api/include"],
           "defines": ["_GLIBCXX_USE_CXX11_ABI=1"],
-          "libraries": ["-ltorch", "-ltorch_cpu", "-lc10"]
+          "libraries": ["-ltorch", "-ltorch_cpu", "-lc10", "-ldnnl"]
         }, {
           "include_dirs": ["<(libtorch)/include", "<(libtorch)/include/torch/csrc/api/include"],
-          "libraries": ["-L<(libtorch)/lib", "-Wl,-rpath,<(libtorch)/lib", "-ltorch", "-ltorch_cpu", "-lc10"]
+          "libraries": ["-L<(libtorch)/lib", "-Wl,-rpath,<(libtorch)/lib", "-ltorch", "-ltorch_cpu", "-lc10", "-ldnnl"]
         }]
       ]
     }

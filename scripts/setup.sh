@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Installs whatever is missing for ztw on a Debian machine, then builds it:
-# Debian packages (libtorch, OpenBLAS, PyTorch for the parity fixtures and
+# Debian packages (libtorch, oneDNN headers, OpenBLAS, PyTorch for the parity fixtures and
 # benchmarks, fonts for the PNG charts), npm packages, the native addon and
 # the TypeScript. Fast when everything is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for pkg in libtorch-dev libopenblas0-pthread python3-torch fonts-dejavu-core chromium; do
+for pkg in libtorch-dev libdnnl-dev libopenblas0-pthread python3-torch fonts-dejavu-core chromium; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 # A user who builds against another libtorch (LIBTORCH=/path) does not need Debian's.

@@ -2,6 +2,7 @@
 #include <cstring>
 #include "allocator.h"
 #include "handle.h"
+#include "dnnl_conv.h"
 #include "op.h"
 
 using namespace ztw;
@@ -86,4 +87,8 @@ ZTW_OP(allocatorStats) {
   auto st = GetCacheStats();
   return a.ret(std::vector<int64_t>{st.cachedBytes, st.liveBytes, st.hits, st.misses});
 }
-ZTW_OP(emptyCache) { EmptyCache(); return a.undefined(); }
+ZTW_OP(emptyCache) {
+  EmptyCache();
+  ClearDnnlConvCache();
+  return a.undefined();
+}

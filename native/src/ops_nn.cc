@@ -1,6 +1,7 @@
 // Neural-network layers and losses.
 #include "op.h"
 #include "nn.h"
+#include "dnnl_conv.h"
 
 using namespace ztw;
 
@@ -18,23 +19,31 @@ ZTW_OP(matmul) { return a.ret(at::matmul(a.t(0), a.t(1))); }
 // linear(x, weight[out,in], bias?)
 ZTW_OP(linear) { return a.ret(at::linear(a.t(0), a.t(1), Opt(a, 2))); }
 // conv2d(x, weight, bias?, stride[2], padding[2], dilation[2], groups)
-// Inference goes straight to oneDNN: libtorch 1.13 sends small single-image
-// convolutions (N * C * H * W <= 20480, 3x3 kernels) to its im2col path,
-// which measured 3-100x slower here and made batch-1 latency worse than
-// batch 128 per image. Training keeps at::conv2d and its autograd.
-static bool UseOneDnn(const at::Tensor& x, const at::Tensor& w, int64_t groups) {
-  const bool grad = at::GradMode::is_enabled() && (x.requires_grad() || w.requires_grad());
-  return !grad && x.device().is_cpu() && x.scalar_type() == at::kFloat && w.scalar_type() == at::kFloat && x.dim() == 4 &&
-         w.dim() == 4 && x.numel() > 0 && groups > 0 && w.size(1) * groups == x.size(1) && w.size(0) % groups == 0 &&
-         at::globalContext().userEnabledMkldnn() && at::hasMKLDNN();
-}
+// Inference goes straight to oneDNN (dnnl_conv.cc): libtorch 1.13 sends small
+// single-image convolutions (N * C * H * W <= 20480, 3x3 kernels) to its
+// im2col path, which measured 3-100x slower here and made batch-1 latency
+// worse than batch 128 per image. Training keeps at::conv2d and its autograd.
 at::Tensor ztw::Conv2d(const at::Tensor& x, const at::Tensor& w, const c10::optional<at::Tensor>& b, at::IntArrayRef stride,
                        at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups) {
-  if (stride.size() == 2 && padding.size() == 2 && dilation.size() == 2 && UseOneDnn(x, w, groups))
-    return at::mkldnn_convolution(x, w, b, padding, stride, dilation, groups);
+  if (DnnlConvServes(x, w, groups)) return DnnlConv(x, w, b, stride, padding, dilation, groups, {});
   return at::conv2d(x, w, b, stride, padding, dilation, groups);
 }
 ZTW_OP(conv2d) { return a.ret(Conv2d(a.t(0), a.t(1), Opt(a, 2), a.ints(3), a.ints(4), a.ints(5), a.i64(6))); }
+// convFused(x, weight, bias?, stride[2], padding[2], dilation[2], groups, relu, add?):
+// relu?(conv2d(x) + add?) in one pass over the output for inference; composed
+// from the separate ops where oneDNN does not serve (gradients, other dtypes).
+ZTW_OP(convFused) {
+  const auto& x = a.t(0);
+  const auto& w = a.t(1);
+  const auto g = a.i64(6);
+  ConvFusion fusion;
+  fusion.relu = a.b(7);
+  fusion.add = Opt(a, 8);
+  if (DnnlConvServes(x, w, g)) return a.ret(DnnlConv(x, w, Opt(a, 2), a.ints(3), a.ints(4), a.ints(5), g, fusion));
+  auto y = at::conv2d(x, w, Opt(a, 2), a.ints(3), a.ints(4), a.ints(5), g);
+  if (fusion.add) y = y + *fusion.add;
+  return a.ret(fusion.relu ? at::relu(y) : y);
+}
 // batchNorm(x, weight?, bias?, runningMean?, runningVar?, training, momentum, eps):
 // in training mode the running statistics are updated in place.
 ZTW_OP(batchNorm) {

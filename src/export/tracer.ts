@@ -370,6 +370,12 @@ function reduce(onnxOp: string, axesAsInput: boolean): Rule {
   };
 }
 
+function convNode(e: Emitter, x: Handle, w: Handle, b: Handle | undefined, stride: number[], padding: number[], dilation: number[], groups: number): string {
+  const [, , kh, kw] = e.shape(w);
+  const inputs = b ? [e.name(x), e.name(w), e.name(b)] : [e.name(x), e.name(w)];
+  return e.node('Conv', inputs, { kernel_shape: [kh, kw], strides: stride, pads: [padding[0], padding[1], padding[0], padding[1]], dilations: dilation, group: { int: groups } })[0];
+}
+
 const RULES: Record<string, Rule> = {
   add: binary('Add'),
   sub: binary('Sub'),
@@ -425,11 +431,12 @@ const RULES: Record<string, Rule> = {
     }
     e.bind(out, y, e.batched(x));
   },
-  conv2d: (e, [x, w, b, stride, padding, dilation, groups], out) => {
-    const [, , kh, kw] = e.shape(w);
-    const inputs = b ? [e.name(x), e.name(w), e.name(b)] : [e.name(x), e.name(w)];
-    const y = e.node('Conv', inputs, { kernel_shape: [kh, kw], strides: stride, pads: [padding[0], padding[1], padding[0], padding[1]], dilations: dilation, group: { int: groups } })[0];
-    e.bind(out, y, e.batched(x));
+  conv2d: (e, [x, w, b, stride, padding, dilation, groups], out) => e.bind(out, convNode(e, x, w, b, stride, padding, dilation, groups), e.batched(x)),
+  convFused: (e, [x, w, b, stride, padding, dilation, groups, relu, add], out) => {
+    let y = convNode(e, x, w, b, stride, padding, dilation, groups);
+    if (add) y = e.node('Add', [y, e.operand(add, e.dtype(out))])[0];
+    if (relu) y = e.node('Relu', [y])[0];
+    e.bind(out, y, e.batched(x) || (add ? e.batched(add) : false));
   },
   batchNorm: (e, [x, w, b, rm, rv, training, , eps], out) => {
     if (training) e.fail('batch norm in training mode (put the module in eval mode)');

@@ -29,14 +29,10 @@ export class BasicBlock extends Module {
     // Intermediates are freed as soon as they are used (autograd keeps its
     // own references): a pass then reuses cache-warm blocks instead of
     // holding every activation of the network until its scope ends.
-    const a = convBn(this.conv1, this.bn1, x);
-    const r = F.relu(a);
-    a.dispose();
-    const h = convBn(this.conv2, this.bn2, r);
-    r.dispose();
+    const r = convBn(this.conv1, this.bn1, x, { relu: true });
     const sc = this.shortcut ? convBn(this.shortcut.layers[0] as Conv2d, this.shortcut.layers[1] as BatchNorm2d, x) : x;
-    const out = h.add(sc);
-    h.dispose();
+    const out = convBn(this.conv2, this.bn2, r, { add: sc });
+    r.dispose();
     if (sc !== x) sc.dispose();
     return out;
   }
@@ -90,9 +86,7 @@ export class CifarResNet extends Backbone {
   }
 
   *staged(x: Tensor): StagedForward {
-    const stem = convBn(this.conv1, this.bn1, x);
-    let h = F.relu(stem);
-    stem.dispose();
+    let h = convBn(this.conv1, this.bn1, x, { relu: true });
     for (const block of this.blocks) {
       const tap = block.preActivation(h);
       h.dispose(); // the block's input; the tap stays the caller's

@@ -20,6 +20,16 @@ export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor, o: Conv2dArgs =
   return y;
 }
 
+/**
+ * relu?(conv2d(x) + add?): one native call, and without gradients one pass
+ * over the output (oneDNN post-ops); with gradients the separate ops.
+ */
+export function conv2dFused(x: Tensor, weight: Tensor, bias: Tensor | undefined, o: Conv2dArgs, epilogue: { add?: Tensor; relu?: boolean }): Tensor {
+  const y = wrap(native.convFused(x.handle, weight.handle, bias?.handle, pair(o.stride ?? 1), pair(o.padding ?? 0), pair(o.dilation ?? 1), o.groups ?? 1, epilogue.relu ?? false, epilogue.add?.handle));
+  if (profiling()) record('conv2d', y, ...costRules.conv2d(y, weight, bias !== undefined));
+  return y;
+}
+
 export interface BatchNormArgs { weight?: Tensor; bias?: Tensor; runningMean?: Tensor; runningVar?: Tensor; training: boolean; momentum?: number; eps?: number }
 /** In training mode the running statistics are updated in place. */
 export function batchNorm(x: Tensor, o: BatchNormArgs): Tensor {

@@ -136,3 +136,39 @@ test('a whole eval-mode backbone: fused forward equals the unfused (profiled) fo
   assertClose(fused, unfused, { atol: 1e-4, rtol: 1e-4, what: 'resnet20 fused vs unfused' });
   m.dispose();
 });
+
+for (const layout of ['contiguous', 'channels_last'] as const)
+  test(`the ReLU and residual epilogues equal the separate ops, with and without gradients (${layout})`, () => {
+    manualSeed(7);
+    const { conv, bn } = makePair({ bias: true });
+    const x = randn([3, 8, 7, 7]).contiguous(layout);
+    const residual = randn([3, 8, 7, 7]).contiguous(layout);
+    const separate = (e: { add?: Tensor; relu?: boolean }): number[] =>
+      noGrad(() => tidy(() => {
+        let y = bn.forward(conv.forward(x));
+        if (e.add) y = y.add(e.add);
+        return (e.relu ? y.relu() : y).toNumbers();
+      }));
+    for (const e of [{ relu: true }, { add: residual }, { add: residual, relu: true }]) {
+      const what = `${e.add ? 'add' : ''}${e.relu ? '+relu' : ''}`;
+      const expected = separate(e);
+      const spy = spyForward(bn);
+      const fused = noGrad(() => tidy(() => {
+        const y = convBn(conv, bn, x, e);
+        assert.equal(y.isContiguous(layout), true, `${what}: the output keeps the ${layout} layout`);
+        return y.toNumbers();
+      }));
+      assert.equal(spy.calls, 0, `${what}: one fused call`);
+      assertClose(fused, expected, { atol: 1e-4, rtol: 1e-4, what: `${what} fused` });
+      if (e.relu) assert.ok(fused.some((v, i) => v === 0 && expected[i] === 0), `${what}: the ReLU clipped something`);
+      // With gradients (training a network with a fused block) the same values, and gradients flow.
+      tidy(() => {
+        const y = convBn(conv, bn, x, e);
+        assertClose(y.toNumbers(), expected, { atol: 1e-4, rtol: 1e-4, what: `${what} with gradients` });
+        y.sum().backward();
+        assert.ok(conv.weight.grad, `${what}: the conv weight gets a gradient`);
+      });
+      conv.zeroGrad();
+      bn.zeroGrad();
+    }
+  });

@@ -1,0 +1,203 @@
+// Why not at::mkldnn_convolution: for every call it builds a primitive
+// descriptor (the implementation search) and reorders the weights into the
+// layout the kernel wants, ~30-60 us of work on one thread while the other
+// waits. A network of 55 convolutions pays that 55 times per batch, and the
+// early-exit runtime, whose shrinking batches make small convolutions, pays
+// it relatively more. Here both are kept: primitives per shape in an LRU,
+// reordered weights per tensor version.
+#include "dnnl_conv.h"
+#include <oneapi/dnnl/dnnl.hpp>
+#include <cstring>
+#include <list>
+#include <mutex>
+#include <unordered_map>
+#include "args.h"
+
+namespace ztw {
+namespace {
+
+using dnnl::memory;
+using Tag = memory::format_tag;
+constexpr auto kF32 = memory::data_type::f32;
+
+dnnl::engine& Engine() {
+  static dnnl::engine e(dnnl::engine::kind::cpu, 0);
+  return e;
+}
+
+// A least-recently-used map of bounded size.
+template <class K, class V, class H = std::hash<K>>
+class Lru {
+ public:
+  explicit Lru(size_t capacity) : capacity_(capacity) {}
+  V* Find(const K& k) {
+    auto it = index_.find(k);
+    if (it == index_.end()) return nullptr;
+    order_.splice(order_.begin(), order_, it->second);
+    return &it->second->second;
+  }
+  V& Insert(const K& k, V v) {
+    if (auto* old = Find(k)) return *old = std::move(v);
+    order_.emplace_front(k, std::move(v));
+    index_[k] = order_.begin();
+    if (index_.size() > capacity_) {
+      index_.erase(order_.back().first);
+      order_.pop_back();
+    }
+    return order_.front().second;
+  }
+  void Clear() {
+    index_.clear();
+    order_.clear();
+  }
+
+ private:
+  size_t capacity_;
+  std::list<std::pair<K, V>> order_;
+  std::unordered_map<K, typename std::list<std::pair<K, V>>::iterator, H> index_;
+};
+
+struct Primitive {
+  dnnl::convolution_forward::primitive_desc pd;
+  dnnl::convolution_forward conv;
+};
+
+// One weight tensor in the layouts its primitives asked for (a few at most:
+// the kernel choice can differ with the batch size).
+struct WeightLayouts {
+  explicit WeightLayouts(const at::Tensor& w) : owner(w.getIntrusivePtr()), version(static_cast<int64_t>(w._version())), data(w.data_ptr()) {}
+  c10::weak_intrusive_ptr<c10::TensorImpl, c10::UndefinedTensorImpl> owner;
+  int64_t version;
+  const void* data;
+  std::vector<std::pair<memory::desc, memory>> layouts;
+};
+
+struct Cache {
+  std::mutex mutex;
+  // Keyed by every integer that shapes the primitive, as raw bytes.
+  Lru<std::string, Primitive> primitives{2048};
+  // Keyed by the TensorImpl's address: the weak reference keeps the address
+  // from being reused while the entry lives, and the version and data
+  // pointer catch in-place updates.
+  Lru<const c10::TensorImpl*, WeightLayouts> weights{512};
+};
+Cache& TheCache() {
+  static Cache c;
+  return c;
+}
+
+const memory& WeightsIn(Cache& cache, const at::Tensor& w, const memory::dims& dims, const memory::desc& want) {
+  const auto* impl = w.unsafeGetTensorImpl();
+  auto* entry = cache.weights.Find(impl);
+  const auto version = static_cast<int64_t>(w._version());
+  if (!entry || entry->owner.expired() || entry->version != version || entry->data != w.data_ptr()) entry = &cache.weights.Insert(impl, WeightLayouts(w));
+  for (const auto& [desc, mem] : entry->layouts)
+    if (desc == want) return mem;
+  // The user layout: [O, C/g, kh, kw] contiguous is goihw with the group split out.
+  const auto plain = w.contiguous();
+  memory user({dims, kF32, dims.size() == 5 ? Tag::goihw : Tag::oihw}, Engine(), const_cast<void*>(plain.data_ptr()));
+  memory packed(want, Engine());
+  dnnl::stream s(Engine());
+  dnnl::reorder(user, packed).execute(s, user, packed);
+  s.wait();
+  entry->layouts.emplace_back(want, packed);
+  return entry->layouts.back().second;
+}
+
+template <class T>
+void AppendBytes(std::string& key, T v) {
+  key.append(reinterpret_cast<const char*>(&v), sizeof v);
+}
+
+// PyTorch's rule, channels-last out when the input or the weight is, except
+// that a tensor which is both (one channel, as a grey image, or 1x1 maps)
+// counts as channels-last: PyTorch calls it NCHW, and a grey network's
+// stem then wrote NCHW maps that the next convolution copied back to NHWC.
+bool ChannelsLastOut(const at::Tensor& x, const at::Tensor& w) {
+  const auto cl = [](const at::Tensor& t) { return t.is_contiguous(at::MemoryFormat::ChannelsLast); };
+  const auto nchwOnly = [&](const at::Tensor& t) { return t.is_contiguous() && !cl(t); };
+  if (cl(x) && !x.is_contiguous()) return true;
+  if (cl(w) && !w.is_contiguous()) return true;
+  if (nchwOnly(x) || nchwOnly(w)) return false;
+  return cl(x) || x.suggest_memory_format() == at::MemoryFormat::ChannelsLast;
+}
+
+}  // namespace
+
+bool DnnlConvServes(const at::Tensor& x, const at::Tensor& w, int64_t groups) {
+  const bool grad = at::GradMode::is_enabled() && (x.requires_grad() || w.requires_grad());
+  return !grad && x.device().is_cpu() && w.device().is_cpu() && x.scalar_type() == at::kFloat && w.scalar_type() == at::kFloat &&
+         x.dim() == 4 && w.dim() == 4 && x.numel() > 0 && groups > 0 && w.size(1) * groups == x.size(1) && w.size(0) % groups == 0 &&
+         at::globalContext().userEnabledMkldnn() && at::hasMKLDNN();
+}
+
+at::Tensor DnnlConv(const at::Tensor& x, const at::Tensor& w, const c10::optional<at::Tensor>& b, at::IntArrayRef stride,
+                    at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups, const ConvFusion& fusion) {
+  const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3), O = w.size(0), kh = w.size(2), kw = w.size(3);
+  const bool geometry = stride.size() == 2 && padding.size() == 2 && dilation.size() == 2 && stride[0] > 0 && stride[1] > 0 && padding[0] >= 0 &&
+                        padding[1] >= 0 && dilation[0] > 0 && dilation[1] > 0;
+  const int64_t OH = geometry ? (H + 2 * padding[0] - dilation[0] * (kh - 1) - 1) / stride[0] + 1 : 0;
+  const int64_t OW = geometry ? (W + 2 * padding[1] - dilation[1] * (kw - 1) - 1) / stride[1] + 1 : 0;
+  // libtorch words the errors of a bad geometry (and throws them).
+  if (OH < 1 || OW < 1) return at::conv2d(x, w, b, stride, padding, dilation, groups);
+  if (b && (b->dim() != 1 || b->size(0) != O || b->scalar_type() != at::kFloat)) throw ArgError("conv2d: bias must be float32 [" + std::to_string(O) + "]");
+  const bool cl = ChannelsLastOut(x, w);
+  const auto fmt = cl ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
+  const Tag act = cl ? Tag::nhwc : Tag::nchw;
+  at::Tensor add;
+  if (fusion.add) {
+    if (fusion.add->sizes() != at::IntArrayRef({N, O, OH, OW}) || fusion.add->scalar_type() != at::kFloat || !fusion.add->device().is_cpu())
+      throw ArgError("conv2d: the fused addend must be float32 [" + std::to_string(N) + ", " + std::to_string(O) + ", " + std::to_string(OH) + ", " + std::to_string(OW) + "]");
+    add = fusion.add->contiguous(fmt);
+  }
+  const memory::dims wdims = groups > 1 ? memory::dims{groups, O / groups, C / groups, kh, kw} : memory::dims{O, C, kh, kw};
+
+  std::string key;
+  for (int64_t v : {N, C, H, W, O, kh, kw, stride[0], stride[1], padding[0], padding[1], dilation[0], dilation[1], groups}) AppendBytes(key, v);
+  AppendBytes(key, static_cast<uint8_t>(cl | (b.has_value() << 1) | (fusion.add.has_value() << 2) | (fusion.relu << 3)));
+
+  auto& cache = TheCache();
+  std::lock_guard<std::mutex> lock(cache.mutex);
+  auto* prim = cache.primitives.Find(key);
+  if (!prim) {
+    const memory::desc src({N, C, H, W}, kF32, act), dst({N, O, OH, OW}, kF32, act);
+    const memory::desc wany(wdims, kF32, Tag::any), bias({O}, kF32, Tag::a);
+    dnnl::post_ops ops;
+    if (fusion.add) ops.append_binary(dnnl::algorithm::binary_add, dst);
+    if (fusion.relu) ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, 0.0f, 0.0f);
+    dnnl::primitive_attr attr;
+    attr.set_post_ops(ops);
+    const memory::dims st{stride[0], stride[1]}, dil{dilation[0] - 1, dilation[1] - 1}, pad{padding[0], padding[1]};
+    auto desc = b ? dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, src, wany, bias, dst, st, dil, pad, pad)
+                  : dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, src, wany, dst, st, dil, pad, pad);
+    dnnl::convolution_forward::primitive_desc pd(desc, attr, Engine());
+    prim = &cache.primitives.Insert(key, Primitive{pd, dnnl::convolution_forward(pd)});
+  }
+  const auto src = x.contiguous(fmt);
+  auto out = at::empty({N, O, OH, OW}, x.options().memory_format(fmt));
+  const auto& weights = WeightsIn(cache, w, wdims, prim->pd.weights_desc());
+  std::unordered_map<int, memory> args{
+      {DNNL_ARG_SRC, memory(prim->pd.src_desc(), Engine(), const_cast<void*>(src.data_ptr()))},
+      {DNNL_ARG_WEIGHTS, weights},
+      {DNNL_ARG_DST, memory(prim->pd.dst_desc(), Engine(), out.data_ptr())},
+  };
+  at::Tensor bias;
+  if (b) {
+    bias = b->contiguous();
+    args.emplace(DNNL_ARG_BIAS, memory(prim->pd.bias_desc(), Engine(), bias.data_ptr()));
+  }
+  if (fusion.add) args.emplace(DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1, memory(prim->pd.dst_desc(), Engine(), add.data_ptr()));
+  dnnl::stream s(Engine());
+  prim->conv.execute(s, args);
+  s.wait();
+  return out;
+}
+
+void ClearDnnlConvCache() {
+  auto& cache = TheCache();
+  std::lock_guard<std::mutex> lock(cache.mutex);
+  cache.primitives.Clear();
+  cache.weights.Clear();
+}
+
+}  // namespace ztw

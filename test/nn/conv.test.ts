@@ -1,0 +1,100 @@
+// Inference convolutions on oneDNN (native/src/dnnl_conv.cc), which keep
+// primitives and reordered weights across calls: the caches must never hand
+// back an answer for other weights, shapes or epilogues.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as F from '../../src/nn/functional';
+import { cat, manualSeed, randn } from '../../src/tensor/create';
+import { noGrad } from '../../src/tensor/grad';
+import { tidy } from '../../src/tensor/scope';
+import { setNumThreads } from '../../src/tensor/native';
+import type { Tensor } from '../../src/tensor/tensor';
+import { assertClose } from '../helpers/assert';
+
+setNumThreads(1);
+
+/** The same convolution through libtorch's autograd path (gradients wanted: the cache is not used). */
+function reference(x: Tensor, w: Tensor, b: Tensor | undefined, o: F.Conv2dArgs): number[] {
+  return tidy(() => {
+    const wg = w.detach().requiresGrad_(true);
+    return F.conv2d(x, wg, b, o).toNumbers();
+  });
+}
+
+test('no-grad convolutions equal libtorch for strides, padding, dilation, groups, bias and both layouts', () => {
+  manualSeed(11);
+  const cases: [number[], number[], F.Conv2dArgs, boolean][] = [
+    [[2, 3, 9, 9], [8, 3, 3, 3], { padding: 1 }, true],
+    [[4, 16, 16, 16], [32, 16, 3, 3], { stride: 2, padding: 1 }, false],
+    [[3, 8, 10, 10], [8, 1, 3, 3], { padding: 2, dilation: 2, groups: 8 }, true],
+    [[2, 6, 7, 7], [4, 3, 1, 1], { stride: 2, groups: 2 }, false],
+    [[1, 1, 12, 12], [4, 1, 5, 3], { padding: [2, 1] }, true],
+  ];
+  for (const [xs, ws, o, bias] of cases)
+    for (const layout of ['contiguous', 'channels_last'] as const)
+      tidy(() => {
+        const x = randn(xs).contiguous(layout);
+        const w = randn(ws);
+        const b = bias ? randn([ws[0]]) : undefined;
+        const got = noGrad(() => F.conv2d(x, w, b, o));
+        assertClose(got.toNumbers(), reference(x, w, b, o), { atol: 1e-4, rtol: 1e-4, what: `${JSON.stringify({ xs, ws, o, layout })}` });
+      });
+});
+
+test('an in-place update of the weights is seen by the next call (the reordered copy is refreshed)', () => {
+  manualSeed(12);
+  const x = randn([2, 4, 6, 6]).contiguous('channels_last');
+  const w = randn([5, 4, 3, 3]);
+  const run = (): number[] => noGrad(() => tidy(() => F.conv2d(x, w, undefined, { padding: 1 }).toNumbers()));
+  const before = run();
+  noGrad(() => void w.mul_(-2));
+  const after = run();
+  assertClose(after, before.map((v) => -2 * v), { atol: 1e-4, rtol: 1e-4, what: 'after w.mul_(-2)' });
+});
+
+test('many short-lived weight tensors of one shape each get their own answer', () => {
+  manualSeed(13);
+  const x = randn([1, 3, 5, 5]);
+  for (let i = 0; i < 40; i++)
+    tidy(() => {
+      const w = randn([2, 3, 3, 3]);
+      const got = noGrad(() => F.conv2d(x, w, undefined, { padding: 1 }));
+      assertClose(got.toNumbers(), reference(x, w, undefined, { padding: 1 }), { atol: 1e-4, rtol: 1e-4, what: `weight ${i}` });
+      w.dispose(); // frees the address for the next weight
+    });
+});
+
+test('every batch size has its own primitive: a batch equals its rows run one at a time', () => {
+  manualSeed(14);
+  const w = randn([8, 4, 3, 3]);
+  const b = randn([8]);
+  for (const n of [1, 5, 2, 7, 1, 3]) // sizes revisited: cached primitives are reused
+    tidy(() => {
+      const x = randn([n, 4, 6, 6]).contiguous('channels_last');
+      const whole = noGrad(() => F.conv2d(x, w, b, { padding: 1 }));
+      const rows = noGrad(() => cat(Array.from({ length: n }, (_, i) => F.conv2d(x.narrow(0, i, 1), w, b, { padding: 1 })), 0));
+      assertClose(whole.toNumbers(), rows.toNumbers(), { atol: 1e-5, rtol: 1e-5, what: `batch ${n}` });
+    });
+});
+
+test('a one-channel input in both layouts gives channels-last maps when the weights are channels-last', () => {
+  manualSeed(15);
+  const x = randn([2, 1, 8, 8]);
+  const w = randn([4, 1, 3, 3]).contiguous('channels_last');
+  const y = noGrad(() => F.conv2d(x, w, undefined, { padding: 1 }));
+  assert.equal(y.isContiguous('channels_last'), true);
+  assertClose(y.toNumbers(), reference(x, w, undefined, { padding: 1 }), { atol: 1e-4, rtol: 1e-4, what: 'grey stem' });
+  // An NCHW-only input keeps NCHW out.
+  const y2 = noGrad(() => F.conv2d(randn([2, 3, 8, 8]), randn([4, 3, 3, 3]), undefined, { padding: 1 }));
+  assert.equal(y2.isContiguous(), true);
+});
+
+test('a fused addend of the wrong shape is a typed error, not a crash', () => {
+  const x = randn([2, 3, 6, 6]);
+  const w = randn([4, 3, 3, 3]);
+  assert.throws(() => noGrad(() => F.conv2dFused(x, w, undefined, { padding: 1 }, { add: randn([2, 4, 5, 5]) })), (e: Error & { code?: string }) => {
+    assert.equal(e.code, 'E_ARG');
+    assert.match(e.message, /fused addend must be float32 \[2, 4, 6, 6\]/);
+    return true;
+  });
+});
