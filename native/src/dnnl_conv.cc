@@ -24,6 +24,10 @@ dnnl::engine& Engine() {
   static dnnl::engine e(dnnl::engine::kind::cpu, 0);
   return e;
 }
+dnnl::stream& Stream() {
+  static dnnl::stream s(Engine());
+  return s;
+}
 
 // A least-recently-used map of bounded size.
 template <class K, class V, class H = std::hash<K>>
@@ -57,9 +61,21 @@ class Lru {
   std::unordered_map<K, typename std::list<std::pair<K, V>>::iterator, H> index_;
 };
 
+// A primitive with its argument memories, whose data handles are pointed at
+// each call's tensors (creating memory objects and the argument map per call
+// was a tenth of a batch-1 convolution).
 struct Primitive {
+  explicit Primitive(const dnnl::convolution_forward::primitive_desc& d) : pd(d), conv(d) {
+    args = {{DNNL_ARG_SRC, memory(pd.src_desc(), Engine(), nullptr)}, {DNNL_ARG_DST, memory(pd.dst_desc(), Engine(), nullptr)}};
+  }
   dnnl::convolution_forward::primitive_desc pd;
   dnnl::convolution_forward conv;
+  std::unordered_map<int, memory> args;
+  void Bind(int arg, const memory::desc& desc, void* data) {
+    auto it = args.find(arg);
+    if (it == args.end()) it = args.emplace(arg, memory(desc, Engine(), nullptr)).first;
+    it->second.set_data_handle(data);
+  }
 };
 
 // One weight tensor in the layouts its primitives asked for (a few at most:
@@ -97,9 +113,8 @@ const memory& WeightsIn(Cache& cache, const at::Tensor& w, const memory::dims& d
   const auto plain = w.contiguous();
   memory user({dims, kF32, dims.size() == 5 ? Tag::goihw : Tag::oihw}, Engine(), const_cast<void*>(plain.data_ptr()));
   memory packed(want, Engine());
-  dnnl::stream s(Engine());
-  dnnl::reorder(user, packed).execute(s, user, packed);
-  s.wait();
+  dnnl::reorder(user, packed).execute(Stream(), user, packed);
+  Stream().wait();
   entry->layouts.emplace_back(want, packed);
   return entry->layouts.back().second;
 }
@@ -171,25 +186,22 @@ at::Tensor DnnlConv(const at::Tensor& x, const at::Tensor& w, const c10::optiona
     auto desc = b ? dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, src, wany, bias, dst, st, dil, pad, pad)
                   : dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, src, wany, dst, st, dil, pad, pad);
     dnnl::convolution_forward::primitive_desc pd(desc, attr, Engine());
-    prim = &cache.primitives.Insert(key, Primitive{pd, dnnl::convolution_forward(pd)});
+    prim = &cache.primitives.Insert(key, Primitive(pd));
   }
   const auto src = x.contiguous(fmt);
   auto out = at::empty({N, O, OH, OW}, x.options().memory_format(fmt));
   const auto& weights = WeightsIn(cache, w, wdims, prim->pd.weights_desc());
-  std::unordered_map<int, memory> args{
-      {DNNL_ARG_SRC, memory(prim->pd.src_desc(), Engine(), const_cast<void*>(src.data_ptr()))},
-      {DNNL_ARG_WEIGHTS, weights},
-      {DNNL_ARG_DST, memory(prim->pd.dst_desc(), Engine(), out.data_ptr())},
-  };
+  prim->args.insert_or_assign(DNNL_ARG_WEIGHTS, weights);
+  prim->Bind(DNNL_ARG_SRC, prim->pd.src_desc(), const_cast<void*>(src.data_ptr()));
+  prim->Bind(DNNL_ARG_DST, prim->pd.dst_desc(), out.data_ptr());
   at::Tensor bias;
   if (b) {
     bias = b->contiguous();
-    args.emplace(DNNL_ARG_BIAS, memory(prim->pd.bias_desc(), Engine(), bias.data_ptr()));
+    prim->Bind(DNNL_ARG_BIAS, prim->pd.bias_desc(), bias.data_ptr());
   }
-  if (fusion.add) args.emplace(DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1, memory(prim->pd.dst_desc(), Engine(), add.data_ptr()));
-  dnnl::stream s(Engine());
-  prim->conv.execute(s, args);
-  s.wait();
+  if (fusion.add) prim->Bind(DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1, prim->pd.dst_desc(), add.data_ptr());
+  prim->conv.execute(Stream(), prim->args);
+  Stream().wait();
   return out;
 }
 

@@ -34,3 +34,9 @@ ZTW_OP(isGradEnabled) { return a.retBool(c10::GradMode::is_enabled()); }
 // In-place updates bump a tensor's version: caches of derived values (folded
 // batch-norm weights) compare it to know when to recompute.
 ZTW_OP(version) { return a.ret(static_cast<double>(a.t(0)._version())); }
+// versions(handles[]): every tensor's version in one crossing (caches of derived tensors check several per call).
+ZTW_OP(versions) {
+  std::vector<int64_t> out;
+  for (const auto& t : a.tensors(0)) out.push_back(static_cast<int64_t>(t._version()));
+  return a.ret(out);
+}

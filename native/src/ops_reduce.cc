@@ -60,3 +60,5 @@ ZTW_OP(sort) {
   auto [v, i] = at::sort(a.t(0), a.i64(1), a.has(2) && a.b(2));
   return a.ret(std::vector<at::Tensor>{v, i});
 }
+// hasNan(x): whether any element is NaN, as one boolean (isnan, any and item were three crossings and two tensors).
+ZTW_OP(hasNan) { return a.retBool(a.t(0).isnan().any().item<bool>()); }

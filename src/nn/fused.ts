@@ -14,7 +14,7 @@ import type { Tensor } from '../tensor/tensor';
 interface Folded { weight: Tensor; bias: Tensor; versions: number[]; sources: Tensor[] }
 const cache = new WeakMap<BatchNorm2d, Folded>();
 
-const versionsOf = (ts: Tensor[]): number[] => ts.map((t) => native.version(t.handle));
+const versionsOf = (ts: Tensor[]): number[] => native.versions(ts.map((t) => t.handle));
 
 function canFuse(conv: Conv2d, bn: BatchNorm2d): boolean {
   if (bn.training || !bn.runningMean || !bn.runningVar || profiling()) return false;
