@@ -23,7 +23,10 @@ class SeparableBlock extends Module {
     this.bn2 = this.registerModule('bn2', new BatchNorm2d({ numFeatures: cout }));
   }
   forward(x: Tensor): Tensor {
-    return F.relu(convBn(this.pw, this.bn2, F.relu(convBn(this.dw, this.bn1, x))));
+    const h = convBn(this.dw, this.bn1, x, { relu: true });
+    const out = convBn(this.pw, this.bn2, h, { relu: true });
+    h.dispose();
+    return out;
   }
 }
 
@@ -60,7 +63,7 @@ export class MobileNet extends Backbone {
   }
 
   *staged(x: Tensor): StagedForward {
-    let h = F.relu(convBn(this.conv1, this.bn1, x));
+    let h = convBn(this.conv1, this.bn1, x, { relu: true });
     for (const block of this.blocks) {
       h = block.forward(h);
       h = keepRows(h, yield h);

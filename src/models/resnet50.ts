@@ -29,11 +29,15 @@ class Bottleneck extends Module {
       this.downsample = this.registerModule('downsample', new Sequential(new Conv2d({ inChannels: cin, outChannels: cout, kernelSize: 1, stride, bias: false }), new BatchNorm2d({ numFeatures: cout })));
   }
   preActivation(x: Tensor): Tensor {
-    let h = F.relu(convBn(this.conv1, this.bn1, x));
-    h = F.relu(convBn(this.conv2, this.bn2, h));
-    h = convBn(this.conv3, this.bn3, h);
+    // As CIFAR ResNet's block: ReLUs and the residual add fused, intermediates freed when used.
+    const a = convBn(this.conv1, this.bn1, x, { relu: true });
+    const b = convBn(this.conv2, this.bn2, a, { relu: true });
+    a.dispose();
     const sc = this.downsample ? convBn(this.downsample.layers[0] as Conv2d, this.downsample.layers[1] as BatchNorm2d, x) : x;
-    return h.add(sc);
+    const out = convBn(this.conv3, this.bn3, b, { add: sc });
+    b.dispose();
+    if (sc !== x) sc.dispose();
+    return out;
   }
   forward(x: Tensor): Tensor {
     return F.relu(this.preActivation(x));
@@ -78,7 +82,7 @@ export class ResNet50 extends Backbone {
   }
 
   *staged(x: Tensor): StagedForward {
-    let h = this.pool.forward(F.relu(convBn(this.conv1, this.bn1, x)));
+    let h = this.pool.forward(convBn(this.conv1, this.bn1, x, { relu: true }));
     for (const block of this.blocks) {
       const tap = block.preActivation(h);
       h = reluKeepRows(tap, yield tap);

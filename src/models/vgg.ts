@@ -22,7 +22,7 @@ class ConvBlock extends Module {
     if (pool) this.pool = this.registerModule('pool', new MaxPool2d({ kernelSize: 2 }));
   }
   forward(x: Tensor): Tensor {
-    const h = F.relu(convBn(this.conv, this.bn, x));
+    const h = convBn(this.conv, this.bn, x, { relu: true });
     return this.pool ? this.pool.forward(h) : h;
   }
 }
