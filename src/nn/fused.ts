@@ -65,9 +65,16 @@ export interface ConvEpilogue {
 export function convBn(conv: Conv2d, bn: BatchNorm2d, x: Tensor, epilogue: ConvEpilogue = {}): Tensor {
   const { add, relu = false } = epilogue;
   if (!canFuse(conv, bn)) {
-    let y = bn.forward(conv.forward(x));
-    if (add) y = y.add(add);
-    return relu ? F.relu(y) : y;
+    // The separate ops, each intermediate freed once used (autograd keeps its own references).
+    let y = conv.forward(x);
+    const step = (next: Tensor): void => {
+      y.dispose();
+      y = next;
+    };
+    step(bn.forward(y));
+    if (add) step(y.add(add));
+    if (relu) step(F.relu(y));
+    return y;
   }
   const f = folded(conv, bn);
   const { stride, padding, dilation, groups } = conv.options;
