@@ -1,4 +1,5 @@
 // Creation, copying to and from typed arrays, and tensor metadata.
+#include <dlfcn.h>
 #include <cstring>
 #include "allocator.h"
 #include "handle.h"
@@ -79,6 +80,12 @@ ZTW_OP(dataId) { return a.ret(static_cast<double>(reinterpret_cast<uintptr_t>(a.
 // Runtime.
 ZTW_OP(setNumThreads) { at::set_num_threads(static_cast<int>(a.i64(0))); return a.undefined(); }
 ZTW_OP(getNumThreads) { return a.ret(static_cast<double>(at::get_num_threads())); }
+// blasThreads(): OpenBLAS's thread count (addon.cc sets it to 1 at load), -1 under another BLAS.
+ZTW_OP(blasThreads) {
+  using GetThreads = int (*)();
+  auto get = reinterpret_cast<GetThreads>(dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
+  return a.ret(static_cast<double>(get ? get() : -1));
+}
 ZTW_OP(liveTensors) { return a.ret(static_cast<double>(TensorHandle::Live())); }
 ZTW_OP(manualSeed) { torch::manual_seed(static_cast<uint64_t>(a.i64(0))); return a.undefined(); }
 ZTW_OP(configInfo) { return Napi::String::New(a.env(), at::show_config()); }

@@ -43,4 +43,8 @@ export function setNumThreads(n: number): void {
 export function getNumThreads(): number {
   return native.getNumThreads();
 }
+/** OpenBLAS's threads: 1 unless OPENBLAS_NUM_THREADS says otherwise (see native/src/addon.cc); -1 under another BLAS. */
+export function blasThreads(): number {
+  return native.blasThreads();
+}
 setNumThreads(Number(process.env.ZTW_THREADS) || os.availableParallelism?.() || os.cpus().length);

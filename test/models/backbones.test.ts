@@ -3,6 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createBackbone, CifarResNet, type Backbone } from '../../src/models';
+import { releaseTaps, type StagedForward } from '../../src/models/backbone';
 import { manualSeed, randn, tensor } from '../../src/tensor/create';
 import { noGrad } from '../../src/tensor/grad';
 import { tidy } from '../../src/tensor/scope';
@@ -56,6 +57,14 @@ for (const c of CASES) {
           assert.deepEqual(logits.shape, [2, c.classes]);
           const direct = model.forward(x);
           assert.deepEqual(direct.toNumbers(), logits.toNumbers(), 'forward() equals the staged logits (eval mode)');
+          // The protocol: a backbone never uses a tap after yielding the next one, so
+          // releaseTaps may free each as soon as the pass moves on (a use would throw E_DISPOSED).
+          const passed: Tensor[] = [];
+          const gen = releaseTaps(model.staged(x));
+          let r = gen.next();
+          for (; !r.done; r = gen.next()) passed.push(r.value);
+          assert.ok(passed.every((t) => t.isDisposed), 'every tap is freed once passed');
+          assert.deepEqual(r.value.toNumbers(), logits.toNumbers(), 'the same logits with taps freed early');
         }),
       );
     } finally {
@@ -184,4 +193,26 @@ test('the dropout option reaches every dropout layer (WRN blocks, VGG classifier
       }),
     );
   }
+});
+
+test('releaseTaps: a caller that stops early ends the backbone\'s pass; the tap in hand stays alive', () => {
+  let finished = false;
+  function* fake(): StagedForward {
+    try {
+      yield randn([1]);
+      yield randn([1]);
+      return randn([1]);
+    } finally {
+      finished = true;
+    }
+  }
+  tidy(() => {
+    const gen = releaseTaps(fake());
+    const first = gen.next();
+    const second = gen.next();
+    assert.ok(!first.done && first.value.isDisposed, 'the first tap was freed when the second came');
+    gen.return(undefined as never);
+    assert.ok(finished, 'the backbone generator was closed');
+    assert.ok(!second.done && !second.value.isDisposed, 'the current tap is still the caller\'s');
+  });
 });

@@ -9,6 +9,7 @@ import {
 import * as nn from '../../src/nn';
 import { F } from '../../src/nn';
 import { assertClose } from '../helpers/assert';
+import { blasThreads } from '../../src/tensor/native';
 
 // ---- creation and dtypes ----
 
@@ -354,4 +355,11 @@ test('shape cache and tidy interplay do not confuse metadata', () => {
   assert.match(r.toString(), /shape=\[3,2\], dtype=float32/);
   r.dispose();
   assert.equal(r.toString(), 'Tensor(<disposed>)');
+});
+
+test('OpenBLAS runs one thread beside libtorch\'s pool, unless OPENBLAS_NUM_THREADS says otherwise', () => {
+  const n = blasThreads();
+  assert.notEqual(n, -1, 'libtorch multiplies through OpenBLAS (scripts/setup.sh installs libopenblas0-pthread)');
+  const env = Number(process.env.OPENBLAS_NUM_THREADS);
+  assert.equal(n, env > 0 ? env : 1);
 });

@@ -24,7 +24,13 @@ test('the browser demo answers, exits earlier as tau drops, and draws', { timeou
   const { chromium } = require('playwright-core') as typeof import('playwright-core');
 
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ztw-web-'));
-  t.after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+  // One hook that undoes everything in reverse order: the profile folder can
+  // only go once Chromium has exited (removing it first failed, and the hook
+  // failure then left the browser running and the test process hanging).
+  const cleanups: (() => unknown)[] = [() => fs.rmSync(tmp, { recursive: true, force: true })];
+  t.after(async () => {
+    for (const undo of cleanups.reverse()) await undo();
+  });
   const modelDir = path.join(tmp, 'model');
   const { net, ensembles } = tinyNetwork({ seed: 7 });
   const pre = { scale: 1 / 255, mean: [0.2190], std: [0.3316], sourceShape: [1, 28, 28], pad: 2 };
@@ -32,14 +38,14 @@ test('the browser demo answers, exits earlier as tau drops, and draws', { timeou
   const M = manifest.exits.length;
 
   const server = await startDemoServer({ modelDir });
-  t.after(() => server.close());
+  cleanups.push(() => server.close());
   const context = await chromium.launchPersistentContext(path.join(tmp, 'profile'), {
     executablePath: CHROMIUM,
     headless: true,
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
     viewport: VIEWPORT,
   });
-  t.after(() => context.close());
+  cleanups.push(() => context.close());
   const page = context.pages()[0] ?? (await context.newPage());
   const errors: string[] = [];
   page.on('pageerror', (e) => errors.push(String(e)));
@@ -94,7 +100,7 @@ test('the browser demo answers, exits earlier as tau drops, and draws', { timeou
   const picked = await read();
   assert.ok(FASHION_CLASSES.includes(picked.answer), picked.answer);
   const rt = await loadOnnxEarlyExit(modelDir, { threads: 1 });
-  t.after(() => rt.release());
+  cleanups.push(() => rt.release());
   const x = preprocessPixels(Buffer.from(samples.samples[3].pixels, 'base64'), manifest);
   const node = await rt.run(x, { kind: 'confidence', tau: 0.5 });
   assert.equal(picked.cls, node.prediction[0]);
