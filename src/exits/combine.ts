@@ -41,13 +41,15 @@ export class ExitCombiner {
 
   /**
    * Exit m's ensemble for n samples. members[j] (j <= m) holds exit j's
-   * log-probabilities, [n * K] row-major. Returns log q, [n * K] (float32).
+   * log-probabilities, [n * K] row-major; or, with rows, sample i's are at
+   * row rows[i] of every member (a runtime keeps them by batch position and
+   * need not re-pack them when samples leave). Returns log q, [n * K] (float32).
    */
-  combine(m: number, members: readonly Float32Array[], n: number): Float32Array {
+  combine(m: number, members: readonly Float32Array[], n: number, rows?: Int32Array): Float32Array {
     const K = this.spec.numClasses;
     if (!(m >= 0 && m < this.numExits)) throw new RangeError(`ExitCombiner: exit ${m} out of range (${this.numExits} exits)`);
     if (members.length < m + 1) throw new RangeError(`ExitCombiner: exit ${m} needs ${m + 1} members, got ${members.length}`);
-    for (let j = 0; j <= m; j++) if (members[j].length !== n * K) throw new RangeError(`ExitCombiner: member ${j} has ${members[j].length} values, expected ${n * K}`);
+    checkMemberRows(members, m, n, K, rows);
     const w = this.w[m];
     const b = this.b[m];
     const out = new Float32Array(n * K);
@@ -55,12 +57,13 @@ export class ExitCombiner {
     const geometric = this.spec.kind === 'geometric';
     for (let i = 0; i < n; i++) {
       const o = i * K;
+      const src = (rows ? rows[i] : i) * K;
       for (let k = 0; k < K; k++) z[k] = geometric ? (b as Float64Array)[k] : b ? Math.exp(b[k]) : 0;
       for (let j = 0; j <= m; j++) {
         const lp = members[j];
         const wj = w[j];
-        if (geometric) for (let k = 0; k < K; k++) z[k] += wj * lp[o + k];
-        else for (let k = 0; k < K; k++) z[k] += wj * Math.exp(lp[o + k]);
+        if (geometric) for (let k = 0; k < K; k++) z[k] += wj * lp[src + k];
+        else for (let k = 0; k < K; k++) z[k] += wj * Math.exp(lp[src + k]);
       }
       if (geometric) {
         // log-softmax of z, shifted by the maximum against overflow.
@@ -94,4 +97,15 @@ export class ExitCombiner {
     }
     return out;
   }
+}
+
+/** members[0..m] hold n rows of K values, or every row that rows names. */
+export function checkMemberRows(members: readonly Float32Array[], m: number, n: number, K: number, rows?: Int32Array): void {
+  if (rows) {
+    if (rows.length !== n) throw new RangeError(`ExitCombiner: ${rows.length} row indices for ${n} samples`);
+    for (let j = 0; j <= m; j++) {
+      const have = members[j].length / K;
+      for (let i = 0; i < n; i++) if (!(rows[i] >= 0 && rows[i] < have)) throw new RangeError(`ExitCombiner: row ${rows[i]} is outside member ${j} (${have} rows)`);
+    }
+  } else for (let j = 0; j <= m; j++) if (members[j].length !== n * K) throw new RangeError(`ExitCombiner: member ${j} has ${members[j].length} values, expected ${n * K}`);
 }

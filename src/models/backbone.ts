@@ -1,6 +1,6 @@
 // The protocol that lets any network receive early exits: a staged forward
 // that yields the features at each tap point and returns the final logits.
-// The caller may send back an int64 index of the rows to keep, so that a
+// The caller may send back an int32 or int64 index of the rows to keep, so that a
 // batched runtime carries only the samples that have not exited yet; the
 // backbone then goes on with its own narrowed copy (keepRows).
 // A backbone uses a yielded tensor only until it yields the next one (or

@@ -16,7 +16,7 @@ import { tidy } from '../tensor/scope';
 import type { Tensor } from '../tensor/tensor';
 import { validatePolicy, type ExitPolicy } from './policy';
 import { releaseTaps } from '../models/backbone';
-import { answerLeaving, decideExits, exitProbabilities, keepRuleRows, takeRows, type RuleState } from './onnx-core';
+import { answerLeaving, atBatchRows, decideExits, exitProbabilities, keepRuleRows, type RuleState } from './onnx-core';
 
 export interface ExitResult {
   /** Predicted class per sample. */
@@ -69,7 +69,7 @@ export class EarlyExitRuntime {
         const combiner = this.combiner();
         let rows = Int32Array.from({ length: N }, (_, i) => i); // batch position of every running sample
         let prevLogits: Tensor | undefined;
-        let members: Float32Array[] = []; // log-probabilities of the exits so far, [n * K] each (ensemble input)
+        const members: Float32Array[] = []; // log-probabilities of the exits so far, [N * K] each by batch position (atBatchRows)
         const rule: RuleState = {};
         let keep: Tensor | undefined;
         let head = 0;
@@ -83,9 +83,9 @@ export class EarlyExitRuntime {
           if (!r.done && !tapIndices.includes(tap++)) continue;
           const m = r.done ? M - 1 : head;
           const [logits, lp] = r.done ? [r.value, F.logSoftmax(r.value, 1)] : heads[head].exitForward(r.value, head > 0 ? prevLogits : undefined);
-          members.push(lp.data() as Float32Array);
+          members.push(atBatchRows(lp.data() as Float32Array, K, rows, N));
           lp.dispose();
-          const p = exitProbabilities(combiner, m, members, rows.length);
+          const p = exitProbabilities(combiner, m, members, rows.length, K, rows);
           const { leave, arg } = decideExits(p, rows.length, K, policy, r.done === true, rule);
           const stay = answerLeaving(res, rows, leave, arg, p, K, m, this.costs.exitCosts[m]);
           if (r.done) break;
@@ -96,10 +96,9 @@ export class EarlyExitRuntime {
           prevLogits?.dispose();
           prevLogits = logits;
           if (stay.length < rows.length) {
-            keep = tensor(stay, [stay.length], 'int64');
+            keep = tensor(stay, [stay.length]); // int32: index_select takes it as is (an int64 index was built through BigInts)
             prevLogits = logits.takeRows(keep);
             logits.dispose();
-            members = members.map((lpj) => takeRows(lpj, K, stay));
             rows = Int32Array.from(stay, (i) => rows[i]);
             keepRuleRows(rule, stay);
           }

@@ -10,7 +10,7 @@
 // the demo server hands both, compiled, to the browser as one ES module.
 import type { ExitResult } from './early-exit';
 import type { ExitPolicy } from './policy';
-import { ExitCombiner, type CombineKind } from '../exits/combine';
+import { checkMemberRows, ExitCombiner, type CombineKind } from '../exits/combine';
 
 export type { ExitResult, ExitPolicy };
 
@@ -211,6 +211,17 @@ export function preprocessPixels(pixels: ArrayLike<number>, m: Pick<EarlyExitMan
 
 const prod = (a: readonly number[]): number => a.reduce((s, d) => s * d, 1);
 
+/**
+ * An exit's log-probabilities of the running samples ([n * K]) placed at their
+ * batch positions rows[i] of an [N * K] array: the runtimes keep every exit's
+ * this way, so that samples leaving never make them re-pack the earlier ones.
+ */
+export function atBatchRows(lp: Float32Array, K: number, rows: Int32Array, N: number): Float32Array {
+  const out = new Float32Array(N * K);
+  for (let i = 0; i < rows.length; i++) out.set(lp.subarray(i * K, (i + 1) * K), rows[i] * K);
+  return out;
+}
+
 /** Rows idx of a row-major [n, rowSize] array. */
 export function takeRows(data: Float32Array, rowSize: number, idx: Int32Array): Float32Array {
   const out = new Float32Array(idx.length * rowSize);
@@ -348,14 +359,14 @@ export class OnnxEarlyExitRuntime {
     let rows = Int32Array.from({ length: N }, (_, i) => i); // original index of every running sample
     let feats: Dense = x;
     let prevLogits: Dense | undefined;
-    let members: Float32Array[] = []; // log-probabilities of the exits so far, [n * K] each
+    const members: Float32Array[] = []; // log-probabilities of the exits so far, [N * K] each by batch position (atBatchRows)
     const rule: RuleState = {};
     for (let m = 0; m < M; m++) {
       const final = m === M - 1;
       const out = await this.exitGraph(m, feats, prevLogits);
-      members.push(out.log_probs.data);
       const n = rows.length;
-      const p = exitProbabilities(this.combiner, m, members, n);
+      members.push(atBatchRows(out.log_probs.data, K, rows, N));
+      const p = exitProbabilities(this.combiner, m, members, n, K, rows);
       const { leave, arg } = decideExits(p, n, K, policy, final, rule);
       const stay = answerLeaving(res, rows, leave, arg, p, K, m, this.manifest.exits[m].cost);
       if (final || stay.length === 0) break;
@@ -363,7 +374,6 @@ export class OnnxEarlyExitRuntime {
         const f = out.features;
         feats = { data: takeRows(f.data, prod(f.dims.slice(1)), stay), dims: [stay.length, ...f.dims.slice(1)] };
         prevLogits = { data: takeRows(out.logits.data, K, stay), dims: [stay.length, K] };
-        members = members.map((lp) => takeRows(lp, K, stay));
         rows = Int32Array.from(stay, (i) => rows[i]);
         keepRuleRows(rule, stay);
       } else {
@@ -385,7 +395,7 @@ export class OnnxEarlyExitRuntime {
     for (let m = 0; m < this.numExits; m++) {
       const out = await this.exitGraph(m, feats, prevLogits);
       members.push(out.log_probs.data);
-      probs.push(exitProbabilities(this.combiner, m, members, x.dims[0]));
+      probs.push(exitProbabilities(this.combiner, m, members, x.dims[0], this.numClasses));
       feats = out.features;
       prevLogits = out.logits;
     }
@@ -395,12 +405,18 @@ export class OnnxEarlyExitRuntime {
 
 /**
  * Exit m's answer as probabilities, in both runtimes: its ensemble over the
- * members' log-probabilities so far (members[j]: [n * K]), or its own; exp
+ * members' log-probabilities so far (members[j]: [n * K], or with rows the
+ * batch's [N * K] with the running samples at rows), or its own; exp
  * in float32, as the offline evaluator turns log-probabilities into
  * probabilities (probsPerExit).
  */
-export function exitProbabilities(combiner: ExitCombiner | null, m: number, members: readonly Float32Array[], n: number): Float32Array {
-  const logP = combiner ? combiner.combine(m, members, n) : members[m];
+export function exitProbabilities(combiner: ExitCombiner | null, m: number, members: readonly Float32Array[], n: number, K: number, rows?: Int32Array): Float32Array {
+  let logP: Float32Array;
+  if (combiner) logP = combiner.combine(m, members, n, rows);
+  else {
+    checkMemberRows(members, m, n, K, rows);
+    logP = rows ? takeRows(members[m], K, rows) : members[m];
+  }
   const p = new Float32Array(logP.length);
   for (let i = 0; i < p.length; i++) p[i] = Math.exp(logP[i]);
   return p;

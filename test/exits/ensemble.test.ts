@@ -236,3 +236,16 @@ test('ExitCombiner rejects inconsistent weights, members and exits', () => {
   assert.throws(() => c.combine(0, [new Float32Array(3)], 1), /member 0 has 3 values, expected 2/);
   assert.throws(() => c.combineAll(new Float32Array(5), 1), /expected 1 x 2 x 2/);
 });
+
+test('ExitCombiner with batch rows: members kept by batch position give the packed answer exactly', () => {
+  const K = 3;
+  const spec = { kind: 'geometric' as const, numClasses: K, weights: [[1], [0.7, 0.4], [0.2, 0.3, 0.9]], bias: [[0, 0, 0], [0.1, -0.2, 0], [0.3, 0, -0.1]] };
+  const c = new ExitCombiner(spec);
+  const N = 5;
+  const rows = Int32Array.from([4, 1, 3]); // the samples still running, by batch position
+  const full = [0, 1, 2].map((j) => Float32Array.from({ length: N * K }, (_, i) => -Math.abs(Math.sin(7 * j + i)) * 3));
+  const packed = full.map((m) => Float32Array.from(Array.from(rows).flatMap((r) => Array.from(m.subarray(r * K, (r + 1) * K)))));
+  assert.deepEqual(Array.from(c.combine(2, full, rows.length, rows)), Array.from(c.combine(2, packed, rows.length)));
+  assert.throws(() => c.combine(2, full, 2, rows), /3 row indices for 2 samples/);
+  assert.throws(() => c.combine(2, full, 3, Int32Array.from([4, 1, 5])), /row 5 is outside member 0/);
+});
