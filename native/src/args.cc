@@ -1,4 +1,5 @@
 #include "args.h"
+#include <cstring>
 #include "handle.h"
 
 namespace ztw {
@@ -123,6 +124,23 @@ Napi::Value Args::ret(const std::vector<at::Tensor>& ts) const {
   auto arr = Napi::Array::New(env_, ts.size());
   for (uint32_t k = 0; k < ts.size(); k++) arr[k] = TensorHandle::Wrap(env_, ts[k]);
   return arr;
+}
+
+Napi::Value Args::retArray(const at::Tensor& tensor) const {
+  auto t = tensor.detach().contiguous();
+  size_t bytes = static_cast<size_t>(t.numel()) * t.element_size();
+  auto buf = Napi::ArrayBuffer::New(env_, bytes);
+  if (bytes) std::memcpy(buf.Data(), t.data_ptr(), bytes);
+  size_t n = static_cast<size_t>(t.numel());
+  switch (t.scalar_type()) {
+    case at::kFloat: return Napi::Float32Array::New(env_, n, buf, 0);
+    case at::kDouble: return Napi::Float64Array::New(env_, n, buf, 0);
+    case at::kLong: return Napi::BigInt64Array::New(env_, n, buf, 0);
+    case at::kInt: return Napi::Int32Array::New(env_, n, buf, 0);
+    case at::kByte:
+    case at::kBool: return Napi::Uint8Array::New(env_, n, buf, 0);
+    default: throw ArgError("toArray: unsupported dtype " + DtypeName(t.scalar_type()));
+  }
 }
 
 Napi::Value Args::ret(const std::vector<int64_t>& v) const {

@@ -45,6 +45,7 @@ class Args {
   Napi::Value ret(double v) const { return Napi::Number::New(env_, v); }
   Napi::Value retBool(bool v) const { return Napi::Boolean::New(env_, v); }
   Napi::Value ret(const std::vector<int64_t>& v) const;
+  Napi::Value retArray(const at::Tensor& t) const;  // a fresh typed array of t's values and dtype (bool as Uint8Array)
   Napi::Value undefined() const { return env_.Undefined(); }
 
  private:

@@ -29,22 +29,7 @@ ZTW_OP(fromArray) {
 }
 
 // toArray(t): a fresh typed array of the tensor's dtype (bool as Uint8Array).
-ZTW_OP(toArray) {
-  auto t = a.t(0).detach().contiguous();
-  size_t bytes = static_cast<size_t>(t.numel()) * t.element_size();
-  auto buf = Napi::ArrayBuffer::New(a.env(), bytes);
-  if (bytes) std::memcpy(buf.Data(), t.data_ptr(), bytes);
-  size_t n = static_cast<size_t>(t.numel());
-  switch (t.scalar_type()) {
-    case at::kFloat: return Napi::Float32Array::New(a.env(), n, buf, 0);
-    case at::kDouble: return Napi::Float64Array::New(a.env(), n, buf, 0);
-    case at::kLong: return Napi::BigInt64Array::New(a.env(), n, buf, 0);
-    case at::kInt: return Napi::Int32Array::New(a.env(), n, buf, 0);
-    case at::kByte:
-    case at::kBool: return Napi::Uint8Array::New(a.env(), n, buf, 0);
-    default: throw ArgError("toArray: unsupported dtype " + DtypeName(t.scalar_type()));
-  }
-}
+ZTW_OP(toArray) { return a.retArray(a.t(0)); }
 
 ZTW_OP(item) {
   auto& t = a.t(0);

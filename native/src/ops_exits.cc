@@ -129,10 +129,22 @@ ZTW_OP(takeRows) {
   return a.ret(at::index_select(x, 0, rows));
 }
 
-// icHead(features, convW?, convB?, stride, padding, alpha?, poolKernel, fcW, fcB?, prevLogits?) -> [logits, logProbs]
+// icHead(features, convW?, convB?, stride, padding, alpha?, poolKernel, fcW, fcB?, prevLogits?, logProbsAsArray?)
+//   -> [logits, logProbs]
 // conv 3x3, ReLU + SDN pool (poolKernel 0: ReLU only, maps below 4x4),
-// flatten, cat with the previous logits (cascade), linear, log-softmax.
+// flatten, cat with the previous logits (cascade), linear, log-softmax. With
+// logProbsAsArray the log-probabilities come back as a Float32Array: the
+// runtime reads them at once, and a tensor handle plus a read plus a free
+// were three crossings per exit.
 ZTW_OP(icHead) {
+  const bool asArray = a.has(10) && a.b(10);
+  const auto answer = [&](const at::Tensor& logits, const at::Tensor& logProbs) -> Napi::Value {
+    if (!asArray) return a.ret(std::vector<at::Tensor>{logits, logProbs});
+    auto out = Napi::Array::New(a.env(), 2);
+    out[0u] = a.ret(logits);
+    out[1u] = a.retArray(logProbs);
+    return out;
+  };
   at::Tensor h = a.t(0);
   const auto k = a.i64(6);
   if (a.has(1)) {
@@ -140,7 +152,7 @@ ZTW_OP(icHead) {
     h = Conv2d(h, a.t(1), Opt(a, 2), {s, s}, {p, p}, {1, 1}, 1);
     if (k > 0) {
       h = ReluSdnPool(h, a.t(5), k);  // contiguous NCHW: the flattened features
-      if (auto out = ClassifierTail(h, Opt(a, 9), a.t(7), Opt(a, 8))) return a.ret(*out);
+      if (auto out = ClassifierTail(h, Opt(a, 9), a.t(7), Opt(a, 8))) return answer((*out)[0], (*out)[1]);
     } else {
       h = at::relu(h);
     }
@@ -148,6 +160,5 @@ ZTW_OP(icHead) {
   h = h.flatten(1);
   if (a.has(9)) h = at::cat({h, a.t(9)}, 1);
   auto logits = at::linear(h, a.t(7), Opt(a, 8));
-  auto logProbs = at::log_softmax(logits, 1);
-  return a.ret(std::vector<at::Tensor>{logits, logProbs});
+  return answer(logits, at::log_softmax(logits, 1));
 }

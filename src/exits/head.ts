@@ -9,7 +9,7 @@ import { cat } from '../tensor/create';
 import type { Tensor } from '../tensor/tensor';
 import { isGradEnabled } from '../tensor/grad';
 import { native } from '../tensor/native';
-import { wrapHandles } from '../tensor/tensor';
+import { wrapHandle, wrapHandles } from '../tensor/tensor';
 
 export interface CascadeOptions {
   /** Read the previous IC's logits (ZTW); false for SDN's independent heads. */
@@ -116,10 +116,31 @@ export class ICHead extends Module {
       const logits = this.forward(features, previousLogits);
       return [logits, F.logSoftmax(logits, 1)];
     }
+    const [logits, logProbs] = wrapHandles(this.nativeHead(features, previousLogits, false));
+    return [logits, logProbs];
+  }
+
+  /**
+   * The runtime's step: exitForward's numbers, the log-probabilities read
+   * out at once as a Float32Array ([N * K]), which saves a tensor handle, a
+   * read and a free per exit.
+   */
+  exitStep(features: Tensor, previousLogits?: Tensor): { logits: Tensor; logProbs: Float32Array } {
+    if (isGradEnabled() || this.cascadeNorm) {
+      const [logits, lp] = this.exitForward(features, previousLogits);
+      const logProbs = lp.data() as Float32Array;
+      lp.dispose();
+      return { logits, logProbs };
+    }
+    const [handle, logProbs] = this.nativeHead(features, previousLogits, true);
+    return { logits: wrapHandle(handle), logProbs };
+  }
+
+  private nativeHead(features: Tensor, previousLogits: Tensor | undefined, logProbsAsArray: boolean) {
     if (this.usesPrevious && !previousLogits) throw new Error('ICHead: this head has a cascade input; pass the previous IC\'s logits');
     const conv = this.conv;
     const pooled = this.pool && this.pool.size >= 4 ? this.pool : undefined;
-    const out = native.icHead(
+    return native.icHead(
       features.handle,
       conv?.weight.handle,
       conv?.bias?.handle,
@@ -130,8 +151,7 @@ export class ICHead extends Module {
       this.fc.weight.handle,
       this.fc.bias?.handle,
       this.usesPrevious ? previousLogits?.handle : undefined,
+      logProbsAsArray,
     );
-    const [logits, logProbs] = wrapHandles(out);
-    return [logits, logProbs];
   }
 }

@@ -29,6 +29,14 @@ export interface ExitResult {
   cost: Float64Array;
 }
 
+/** The backbone's classifier as the last exit: its logits and their log-probabilities. */
+function finalStep(logits: Tensor): { logits: Tensor; logProbs: Float32Array } {
+  const lp = F.logSoftmax(logits, 1);
+  const logProbs = lp.data() as Float32Array;
+  lp.dispose();
+  return { logits, logProbs };
+}
+
 export class EarlyExitRuntime {
   readonly numExits: number;
   readonly numClasses: number;
@@ -82,9 +90,8 @@ export class EarlyExitRuntime {
           keep = undefined;
           if (!r.done && !tapIndices.includes(tap++)) continue;
           const m = r.done ? M - 1 : head;
-          const [logits, lp] = r.done ? [r.value, F.logSoftmax(r.value, 1)] : heads[head].exitForward(r.value, head > 0 ? prevLogits : undefined);
-          members.push(atBatchRows(lp.data() as Float32Array, K, rows, N));
-          lp.dispose();
+          const { logits, logProbs } = r.done ? finalStep(r.value) : heads[head].exitStep(r.value, head > 0 ? prevLogits : undefined);
+          members.push(atBatchRows(logProbs, K, rows, N));
           const p = exitProbabilities(combiner, m, members, rows.length, K, rows);
           const { leave, arg } = decideExits(p, rows.length, K, policy, r.done === true, rule);
           const stay = answerLeaving(res, rows, leave, arg, p, K, m, this.costs.exitCosts[m]);

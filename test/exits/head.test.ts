@@ -168,6 +168,11 @@ test('exitForward: one native call with the numbers of forward() and a log-softm
         assertClose(logits.toNumbers(), want.toNumbers(), { atol: 1e-5, rtol: 1e-5, what: `logits, tap [${c.tap}]` });
         assertClose(lp.toNumbers(), F.logSoftmax(want, 1).toNumbers(), { atol: 1e-5, rtol: 1e-5, what: `log-probs, tap [${c.tap}]` });
         if (c.prev) assert.throws(() => h.exitForward(x), /cascade input/);
+        // The runtime's step: the same numbers, log-probabilities as a Float32Array.
+        const step = h.exitStep(x, prev);
+        assert.deepEqual(step.logits.toNumbers(), logits.toNumbers());
+        assert.ok(step.logProbs instanceof Float32Array);
+        assert.deepEqual(Array.from(step.logProbs), lp.toNumbers());
       }),
     );
     // With gradients it composes forward(), so training still gets them.
