@@ -68,9 +68,10 @@ export class EarlyExitRuntime {
     const K = this.numClasses;
     const M = this.numExits;
     const res: ExitResult = { prediction: new Int32Array(N), probs: new Float32Array(N * K), exitIndex: new Int32Array(N), cost: new Float64Array(N) };
-    // Per exit: one native call for the head, one read of its log-probs; the
-    // ensemble, the rule and the rows bookkeeping run in JS (at batch 1 each
-    // native call costs ~4 us, as much as a small op's work).
+    // Per exit: one native call for the head, which hands back its
+    // log-probabilities as a typed array; the ensemble, the rule and the rows
+    // bookkeeping run in JS (at batch 1 each native call costs ~4 us, as much
+    // as a small op's work).
     noGrad(() =>
       tidy(() => {
         const { heads, tapIndices, backbone } = this.net;
