@@ -15,6 +15,7 @@ import { median, round } from './common';
 import * as os from 'node:os';
 import * as fs from 'node:fs';
 import { EarlyExitNetwork } from '../src/exits';
+import type { StagedForward } from '../src/models/backbone';
 import { exportEarlyExit } from '../src/export/export';
 import { loadOnnxEarlyExit } from '../src/runtime/onnx';
 
@@ -40,6 +41,47 @@ function timeFraction(times: number[][], config: number): { fraction: number; pl
   return { fraction: median(times[config].map((t, r) => t / times[0][r])), plain: median(times[0]), t: median(times[config]) };
 }
 
+/**
+ * Runs fn with timers around every backbone step and every head of net, the
+ * runtime itself untouched (instance methods wrapped, then removed): where an
+ * early-exit pass spends its time. Seconds.
+ */
+function timeSections(net: EarlyExitNetwork, fn: () => void): { backbone: number; heads: number; total: number } {
+  const now = (): number => Number(process.hrtime.bigint()) / 1e9;
+  const spent = { backbone: 0, heads: 0, total: 0 };
+  const bb = net.backbone;
+  const staged = bb.staged;
+  bb.staged = function* (x: Tensor): StagedForward {
+    const gen = staged.call(bb, x);
+    let sent: Tensor | undefined;
+    for (;;) {
+      const t0 = now();
+      const r = gen.next(sent);
+      spent.backbone += now() - t0;
+      if (r.done) return r.value;
+      sent = yield r.value;
+    }
+  };
+  for (const h of net.heads) {
+    const step = h.exitStep;
+    h.exitStep = (features, prev) => {
+      const t0 = now();
+      const out = step.call(h, features, prev);
+      spent.heads += now() - t0;
+      return out;
+    };
+  }
+  try {
+    const t0 = now();
+    fn();
+    spent.total = now() - t0;
+  } finally {
+    delete (bb as Partial<typeof bb>).staged;
+    for (const h of net.heads) delete (h as Partial<typeof h>).exitStep;
+  }
+  return spent;
+}
+
 const cli = new Command()
   .option('--json', 'print one JSON document')
   .option('--run <dir>', 'experiment directory with seed0/', path.join('runs', 'demo'))
@@ -53,6 +95,7 @@ const cli = new Command()
   .option('--threads <n>', 'threads', '2')
   .option('--repeats <n>', 'timed repeats (median)', '3')
   .option('--no-onnx', 'skip the onnxruntime rows')
+  .option('--breakdown', 'also time the backbone steps and the heads inside the libtorch runtime (ms per sample)')
   .parse();
 const o = cli.opts();
 
@@ -86,7 +129,12 @@ const o = cli.opts();
           r.prediction.forEach((p, i) => (correct += p === b.y[i] ? 1 : 0));
         });
       const { fraction, plain, t } = timeFraction(times, k + 1);
-      const row = { runtime: 'libtorch', batch, tau, cost_fraction: round(cost / n / costs.baseCost, 3), time_fraction: round(fraction, 3), accuracy: round((100 * correct) / n, 2), plain_ms_per_sample: round((1000 * plain) / n, 3), exit_ms_per_sample: round((1000 * t) / n, 3) };
+      const row: Record<string, number | string> = { runtime: 'libtorch', batch, tau, cost_fraction: round(cost / n / costs.baseCost, 3), time_fraction: round(fraction, 3), accuracy: round((100 * correct) / n, 2), plain_ms_per_sample: round((1000 * plain) / n, 3), exit_ms_per_sample: round((1000 * t) / n, 3) };
+      if (o.breakdown) {
+        const s = timeSections(net, () => batches.forEach((b) => tidy(() => void runtime.run(b.x, { kind: 'confidence', tau }))));
+        const ms = (v: number): number => round((1000 * v) / n, 3);
+        Object.assign(row, { backbone_ms_per_sample: ms(s.backbone), heads_ms_per_sample: ms(s.heads), other_ms_per_sample: ms(s.total - s.backbone - s.heads) });
+      }
       rows.push(row);
       if (!o.json) process.stderr.write(`batch ${batch} tau ${tau}: cost ${row.cost_fraction}, time ${row.time_fraction}, acc ${row.accuracy}%\n`);
     }
@@ -124,5 +172,11 @@ const o = cli.opts();
     console.log('| runtime | batch | tau | cost fraction | time fraction | accuracy % | plain ms/sample | early-exit ms/sample |');
     console.log('|---|---|---|---|---|---|---|---|');
     for (const r of rows) console.log(`| ${r.runtime} | ${r.batch} | ${r.tau} | ${r.cost_fraction} | ${r.time_fraction} | ${r.accuracy} | ${r.plain_ms_per_sample} | ${r.exit_ms_per_sample} |`);
+    if (o.breakdown) {
+      console.log('\nWhere the libtorch early-exit time goes (ms per sample; other: ensembles, rule, row bookkeeping, JS):\n');
+      console.log('| batch | tau | backbone steps | heads | other | plain backbone |');
+      console.log('|---|---|---|---|---|---|');
+      for (const r of rows.filter((x) => x.backbone_ms_per_sample !== undefined)) console.log(`| ${r.batch} | ${r.tau} | ${r.backbone_ms_per_sample} | ${r.heads_ms_per_sample} | ${r.other_ms_per_sample} | ${r.plain_ms_per_sample} |`);
+    }
   }
 })();
