@@ -1,12 +1,14 @@
 // Layer helpers that more than one op family calls.
 #pragma once
 #include "args.h"
+#include "dnnl_conv.h"
 
 namespace ztw {
 
-// conv2d for inference and training alike: oneDNN without gradients (see ops_nn.cc).
+// relu?(conv2d(x) + add?) for inference and training alike: oneDNN with the
+// epilogue fused without gradients, the separate ATen ops with them (see ops_nn.cc).
 at::Tensor Conv2d(const at::Tensor& x, const at::Tensor& w, const c10::optional<at::Tensor>& b, at::IntArrayRef stride,
-                  at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups);
+                  at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups, const ConvFusion& fusion = {});
 
 // An optional tensor argument (undefined or null: none).
 inline c10::optional<at::Tensor> Opt(const Args& a, size_t i) {

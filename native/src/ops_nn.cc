@@ -1,7 +1,6 @@
 // Neural-network layers and losses.
 #include "op.h"
 #include "nn.h"
-#include "dnnl_conv.h"
 
 using namespace ztw;
 
@@ -14,7 +13,6 @@ static int64_t Reduction(const Args& a, size_t i) {
   throw ArgError("reduction must be 'mean', 'sum' or 'none', got '" + r + "'");
 }
 
-
 ZTW_OP(matmul) { return a.ret(at::matmul(a.t(0), a.t(1))); }
 // linear(x, weight[out,in], bias?)
 ZTW_OP(linear) { return a.ret(at::linear(a.t(0), a.t(1), Opt(a, 2))); }
@@ -24,25 +22,20 @@ ZTW_OP(linear) { return a.ret(at::linear(a.t(0), a.t(1), Opt(a, 2))); }
 // im2col path, which measured 3-100x slower here and made batch-1 latency
 // worse than batch 128 per image. Training keeps at::conv2d and its autograd.
 at::Tensor ztw::Conv2d(const at::Tensor& x, const at::Tensor& w, const c10::optional<at::Tensor>& b, at::IntArrayRef stride,
-                       at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups) {
-  if (DnnlConvServes(x, w, groups)) return DnnlConv(x, w, b, stride, padding, dilation, groups, {});
-  return at::conv2d(x, w, b, stride, padding, dilation, groups);
+                       at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups, const ConvFusion& fusion) {
+  if (DnnlConvServes(x, w, groups)) return DnnlConv(x, w, b, stride, padding, dilation, groups, fusion);
+  auto y = at::conv2d(x, w, b, stride, padding, dilation, groups);
+  if (fusion.add) y = y + *fusion.add;
+  return fusion.relu ? at::relu(y) : y;
 }
 ZTW_OP(conv2d) { return a.ret(Conv2d(a.t(0), a.t(1), Opt(a, 2), a.ints(3), a.ints(4), a.ints(5), a.i64(6))); }
 // convFused(x, weight, bias?, stride[2], padding[2], dilation[2], groups, relu, add?):
-// relu?(conv2d(x) + add?) in one pass over the output for inference; composed
-// from the separate ops where oneDNN does not serve (gradients, other dtypes).
+// relu?(conv2d(x) + add?), for inference in one pass over the output.
 ZTW_OP(convFused) {
-  const auto& x = a.t(0);
-  const auto& w = a.t(1);
-  const auto g = a.i64(6);
   ConvFusion fusion;
   fusion.relu = a.b(7);
   fusion.add = Opt(a, 8);
-  if (DnnlConvServes(x, w, g)) return a.ret(DnnlConv(x, w, Opt(a, 2), a.ints(3), a.ints(4), a.ints(5), g, fusion));
-  auto y = at::conv2d(x, w, Opt(a, 2), a.ints(3), a.ints(4), a.ints(5), g);
-  if (fusion.add) y = y + *fusion.add;
-  return a.ret(fusion.relu ? at::relu(y) : y);
+  return a.ret(Conv2d(a.t(0), a.t(1), Opt(a, 2), a.ints(3), a.ints(4), a.ints(5), a.i64(6), fusion));
 }
 // batchNorm(x, weight?, bias?, runningMean?, runningVar?, training, momentum, eps):
 // in training mode the running statistics are updated in place.

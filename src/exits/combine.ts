@@ -99,13 +99,16 @@ export class ExitCombiner {
   }
 }
 
-/** members[0..m] hold n rows of K values, or every row that rows names. */
+/**
+ * members[0..m] hold n rows of K values, or (with rows) the same number of
+ * rows each, among which every one that rows names. Runs at every exit of a
+ * runtime: the rows are checked once, against member 0, not per member.
+ */
 export function checkMemberRows(members: readonly Float32Array[], m: number, n: number, K: number, rows?: Int32Array): void {
-  if (rows) {
-    if (rows.length !== n) throw new RangeError(`ExitCombiner: ${rows.length} row indices for ${n} samples`);
-    for (let j = 0; j <= m; j++) {
-      const have = members[j].length / K;
-      for (let i = 0; i < n; i++) if (!(rows[i] >= 0 && rows[i] < have)) throw new RangeError(`ExitCombiner: row ${rows[i]} is outside member ${j} (${have} rows)`);
-    }
-  } else for (let j = 0; j <= m; j++) if (members[j].length !== n * K) throw new RangeError(`ExitCombiner: member ${j} has ${members[j].length} values, expected ${n * K}`);
+  const want = rows ? members[0].length : n * K;
+  for (let j = 0; j <= m; j++) if (members[j].length !== want) throw new RangeError(`ExitCombiner: member ${j} has ${members[j].length} values, expected ${want}`);
+  if (!rows) return;
+  if (rows.length !== n) throw new RangeError(`ExitCombiner: ${rows.length} row indices for ${n} samples`);
+  const have = want / K;
+  for (let i = 0; i < n; i++) if (!(rows[i] >= 0 && rows[i] < have)) throw new RangeError(`ExitCombiner: row ${rows[i]} is outside member 0 (${have} rows)`);
 }

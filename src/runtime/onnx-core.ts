@@ -269,8 +269,6 @@ export class OnnxEarlyExitRuntime {
     return this.stage(e.graph, e.usesPreviousLogits ? { x: feats, prev_logits: prevLogits as Dense } : { x: feats });
   }
 
-
-
   /** Opens every stage of a validated manifest (sessions are created one by one). */
   static async load(ort: OrtModuleLike, manifest: unknown, read: ModelFileReader, sessionOptions?: unknown): Promise<OnnxEarlyExitRuntime> {
     const m = validateManifest(manifest);
