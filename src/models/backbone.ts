@@ -81,10 +81,7 @@ export function keepRows(x: Tensor, rows: Tensor | undefined): Tensor {
   return rows ? x.takeRows(rows) : x;
 }
 
-/**
- * relu(keepRows(x, rows)): in place on the fresh copy when rows are kept
- * (the runtime's path, without gradients), which saves a pass over the map.
- */
+/** relu(keepRows(x, rows)), the ReLU in the copy's pass when rows are kept. */
 export function reluKeepRows(x: Tensor, rows: Tensor | undefined): Tensor {
-  return rows ? x.takeRows(rows).relu_() : F.relu(x);
+  return rows ? x.takeRows(rows, { relu: true }) : F.relu(x);
 }

@@ -177,8 +177,12 @@ export class Tensor {
   narrow(dim: number, start: number, length: number): Tensor { return wrap(native.narrow(this.handle, dim, start, length)); }
   select(dim: number, index: number): Tensor { return wrap(native.select(this.handle, dim, index)); }
   indexSelect(dim: number, index: Tensor): Tensor { return wrap(native.indexSelect(this.handle, dim, index.handle)); }
-  /** Rows `index` (int32 or int64) along dim 0, in this tensor's memory format (indexSelect makes channels-last contiguous). */
-  takeRows(index: Tensor): Tensor { return wrap(native.takeRows(this.handle, index.handle)); }
+  /**
+   * Rows `index` (int32 or int64) along dim 0, in this tensor's memory format
+   * (indexSelect makes channels-last contiguous); with relu, relu() of them in
+   * the same pass.
+   */
+  takeRows(index: Tensor, o: { relu?: boolean } = {}): Tensor { return wrap(native.takeRows(this.handle, index.handle, o.relu ?? false)); }
   gather(dim: number, index: Tensor): Tensor { return wrap(native.gather(this.handle, dim, index.handle)); }
   scatter(dim: number, index: Tensor, src: Tensor): Tensor { return wrap(native.scatter(this.handle, dim, index.handle, src.handle)); }
   maskedSelect(mask: Tensor): Tensor { return wrap(native.maskedSelect(this.handle, mask.handle)); }

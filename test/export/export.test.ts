@@ -68,6 +68,9 @@ test('ResNet with folded conv-BN, cascade and geometric ensembles: ONNX equals l
     const ops = g.graph.nodes.map((n) => n.op);
     assert.ok(!ops.includes('BatchNormalization'), `${s.file}: BN folded into the convolutions`);
     assert.ok(ops.includes('Gemm') && ops.includes('LogSoftmax'), `${s.file}: ends in a classifier`);
+    assert.ok(!ops.includes('Identity'), `${s.file}: outputs written by the nodes that compute them (an Identity is a copy in onnxruntime)`);
+    const produced = new Set(g.graph.nodes.flatMap((n) => n.outputs));
+    assert.ok(g.graph.outputs.every((v) => produced.has(v.name)), `${s.file}: every output has a producer`);
     if (s.exit === M - 1) assert.ok(ops.includes('GlobalAveragePool'), s.file);
     else assert.ok(ops.includes('Conv') && ops.includes('MaxPool') && ops.includes('AveragePool'), `${s.file}: a segment and the head's conv and SDN pooling`);
   }
@@ -159,6 +162,39 @@ test('the tracer fails loudly on what it cannot export, and always restores the 
   assert.throws(() => trace((x) => F.batchNorm(x.view(2, 4, 1, 1), { training: true }).flatten(1)), /batch norm in training mode/);
   assert.equal(native.add, add);
   assert.equal(native.conv2d, conv);
+});
+
+test('graph outputs: a computed value is written under its output name, an input or a repeated output through an Identity', async (t) => {
+  const dir = tmpDir(t);
+  const ort = require('onnxruntime-node');
+  const g = noGrad(() =>
+    tidy(() =>
+      withTracer(new Map(), (tr) => {
+        tr.beginGraph('outs');
+        const x = randn([2, 4]);
+        tr.input('x', x);
+        const h = x.relu();
+        tr.output('h', h); // renamed, and still read by the next node
+        tr.output('h_again', h);
+        tr.output('x_out', x);
+        tr.output('y', h.mul(3));
+        return tr.endGraph();
+      }),
+    ),
+  );
+  assert.deepEqual(g.nodes.map((n) => n.op), ['Relu', 'Identity', 'Identity', 'Mul']);
+  assert.deepEqual(g.nodes[0].outputs, ['h']);
+  assert.deepEqual(g.nodes[3].inputs[0], 'h', 'the consumer reads the renamed value');
+  const file = path.join(dir, 'outs.onnx');
+  fs.writeFileSync(file, encodeModel(g, { opset: 17 }));
+  const s = await ort.InferenceSession.create(file);
+  const x = Float32Array.from([-1, 2, -3, 4, 5, -6, 7, -8]);
+  const out = await s.run({ x: new ort.Tensor('float32', x, [2, 4]) });
+  const relu = Array.from(x, (v) => Math.max(v, 0));
+  assert.deepEqual(Array.from(out.h.data as Float32Array), relu);
+  assert.deepEqual(Array.from(out.h_again.data as Float32Array), relu);
+  assert.deepEqual(Array.from(out.x_out.data as Float32Array), Array.from(x));
+  assert.deepEqual(Array.from(out.y.data as Float32Array), relu.map((v) => 3 * v));
 });
 
 test('a traced graph that is fine at batch 2 also runs at batch 1 and 7 (symbolic batch in reshapes)', async (t) => {

@@ -176,6 +176,18 @@ test('takeRows: rows along dim 0 like indexSelect, keeping channels-last layout'
     assert.equal(cl.indexSelect(0, rows).isContiguous('channels_last'), false, 'what indexSelect does, and why takeRows exists');
     assert.deepEqual(randn([4, 7]).takeRows(tensor([1], [1], 'int64')).shape, [1, 7]);
     assert.throws(() => x.takeRows(tensor([9], [1], 'int64')), (e: Error) => e.name === 'TorchError');
+    assert.throws(() => cl.takeRows(tensor([-1], [1], 'int32')), (e: Error) => e.name === 'TorchError');
+    // With relu: relu of the rows, from one pass, for both layouts and index types.
+    for (const t of [x, cl])
+      for (const idx of [rows, tensor([4, 0, 2], [3], 'int32')]) {
+        const r = t.takeRows(idx, { relu: true });
+        assert.deepEqual(r.toNumbers(), x.indexSelect(0, rows).relu().toNumbers());
+        assert.equal(r.isContiguous(t === cl ? 'channels_last' : 'contiguous'), true);
+      }
+    // Gradients flow through the rows (the fused copy is for inference).
+    const g = randn([4, 3]).requiresGrad_();
+    g.takeRows(tensor([3, 1], [2], 'int32'), { relu: true }).sum().backward();
+    assert.equal(g.grad?.shape.join(','), '4,3');
   });
 });
 
