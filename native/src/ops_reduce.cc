@@ -60,5 +60,17 @@ ZTW_OP(sort) {
   auto [v, i] = at::sort(a.t(0), a.i64(1), a.has(2) && a.b(2));
   return a.ret(std::vector<at::Tensor>{v, i});
 }
-// hasNan(x): whether any element is NaN, as one boolean (isnan, any and item were three crossings and two tensors).
-ZTW_OP(hasNan) { return a.retBool(a.t(0).isnan().any().item<bool>()); }
+// hasNan(x): whether any element is NaN, as one boolean (isnan, any and item
+// were three crossings and two tensors). A contiguous float32 tensor is
+// scanned in place: the three ATen ops took ~15 us on a 32x32 image, a fifth
+// of the early-exit runtime's own work per sample at batch 1.
+ZTW_OP(hasNan) {
+  const auto& x = a.t(0);
+  if (x.scalar_type() != at::kFloat || !x.device().is_cpu() || !x.is_non_overlapping_and_dense()) return a.retBool(x.isnan().any().item<bool>());
+  const float* p = x.data_ptr<float>();
+  const int64_t n = x.numel();
+  int nan = 0;
+#pragma omp simd reduction(| : nan)
+  for (int64_t i = 0; i < n; i++) nan |= p[i] != p[i];
+  return a.retBool(nan != 0);
+}

@@ -9,7 +9,7 @@ import {
 import * as nn from '../../src/nn';
 import { F } from '../../src/nn';
 import { assertClose } from '../helpers/assert';
-import { blasThreads } from '../../src/tensor/native';
+import { blasThreads, native } from '../../src/tensor/native';
 
 // ---- creation and dtypes ----
 
@@ -188,6 +188,28 @@ test('takeRows: rows along dim 0 like indexSelect, keeping channels-last layout'
     const g = randn([4, 3]).requiresGrad_();
     g.takeRows(tensor([3, 1], [2], 'int32'), { relu: true }).sum().backward();
     assert.equal(g.grad?.shape.join(','), '4,3');
+  });
+});
+
+test('hasNan finds a NaN anywhere, in every layout and dtype', () => {
+  tidy(() => {
+    const x = randn([3, 2, 5, 5]);
+    assert.equal(native.hasNan(x.handle), false);
+    for (const at of [0, 37, 149]) {
+      const data = x.data() as Float32Array;
+      data[at] = Number.NaN;
+      const y = tensor(data, x.shape);
+      assert.equal(native.hasNan(y.handle), true, `NaN at ${at}`);
+      assert.equal(native.hasNan(y.contiguous('channels_last').handle), true, `channels-last, NaN at ${at}`);
+      assert.equal(native.hasNan(y.to('float64').handle), true, `float64, NaN at ${at}`);
+    }
+    // A strided view sees only its own elements.
+    const data = x.data() as Float32Array;
+    data[1] = Number.NaN; // row 0, column 1 of a [75, 2] view
+    const v = tensor(data, [75, 2]).narrow(1, 0, 1);
+    assert.equal(native.hasNan(v.handle), false);
+    assert.equal(native.hasNan(tensor(data, [75, 2]).narrow(1, 1, 1).handle), true);
+    assert.equal(native.hasNan(zeros([0]).handle), false);
   });
 });
 
