@@ -15,6 +15,7 @@ import { median, round } from './common';
 import * as os from 'node:os';
 import * as fs from 'node:fs';
 import { EarlyExitNetwork } from '../src/exits';
+import { releaseTaps } from '../src/models/backbone';
 import type { StagedForward } from '../src/models/backbone';
 import { exportEarlyExit } from '../src/export/export';
 import { loadOnnxEarlyExit } from '../src/runtime/onnx';
@@ -82,6 +83,63 @@ function timeSections(net: EarlyExitNetwork, fn: () => void): { backbone: number
   return spent;
 }
 
+/**
+ * Every backbone step (steps[i] ends at tap i, the last at the logits) and
+ * every head of net, timed in plain passes at this batch size with each
+ * head run on its tap as the runtime runs them: ms per batch, the median
+ * over rounds. What an early exit would cost with no runtime overhead and
+ * every stage at the full batch.
+ */
+function segmentTimes(net: EarlyExitNetwork, batches: Tensor[], rounds: number): { steps: number[]; heads: number[] } {
+  const now = (): number => Number(process.hrtime.bigint()) / 1e6;
+  const T = net.backbone.taps.length;
+  const steps: number[][] = Array.from({ length: T + 1 }, () => []);
+  const heads: number[][] = net.heads.map(() => []);
+  for (let r = 0; r <= rounds; r++) {
+    const s = new Array<number>(T + 1).fill(0);
+    const h = new Array<number>(net.heads.length).fill(0);
+    for (const x of batches)
+      noGrad(() =>
+        tidy(() => {
+          const gen = releaseTaps(net.backbone.staged(x));
+          let prev: Tensor | undefined;
+          let t0 = now();
+          for (let i = 0, res = gen.next(); ; i++, res = gen.next()) {
+            s[i] += now() - t0;
+            if (res.done) break;
+            const m = net.tapIndices.indexOf(i);
+            if (m >= 0) {
+              const t1 = now();
+              const out = net.heads[m].exitStep(res.value, m > 0 ? prev : undefined);
+              h[m] += now() - t1;
+              prev?.dispose();
+              prev = out.logits;
+            }
+            t0 = now();
+          }
+          prev?.dispose();
+        }),
+      );
+    if (r === 0) continue; // warm-up
+    s.forEach((v, i) => steps[i].push(v / batches.length));
+    h.forEach((v, m) => heads[m].push(v / batches.length));
+  }
+  return { steps: steps.map(median), heads: heads.map(median) };
+}
+
+/** The time fraction segmentTimes predicts for an exit histogram (counts per exit). */
+function segmentFraction(net: EarlyExitNetwork, seg: { steps: number[]; heads: number[] }, histogram: number[]): number {
+  const plain = seg.steps.reduce((a, b) => a + b, 0);
+  const n = histogram.reduce((a, b) => a + b, 0);
+  let t = 0;
+  histogram.forEach((count, m) => {
+    const lastStep = m < net.heads.length ? net.tapIndices[m] : seg.steps.length - 1;
+    const spent = seg.steps.slice(0, lastStep + 1).reduce((a, b) => a + b, 0) + seg.heads.slice(0, Math.min(m + 1, seg.heads.length)).reduce((a, b) => a + b, 0);
+    t += count * spent;
+  });
+  return t / n / plain;
+}
+
 const cli = new Command()
   .option('--json', 'print one JSON document')
   .option('--run <dir>', 'experiment directory with seed0/', path.join('runs', 'demo'))
@@ -119,14 +177,17 @@ const o = cli.opts();
     const times = await interleavedTimes(taus.length + 1, Number(o.repeats), (c) => {
       for (const b of batches) tidy(() => (c === 0 ? noGrad(() => void net.backbone.forward(b.x)) : void runtime.run(b.x, { kind: 'confidence', tau: taus[c - 1] })));
     });
+    const seg = o.breakdown ? segmentTimes(net, batches.map((b) => b.x), Number(o.repeats)) : undefined;
     for (const [k, tau] of taus.entries()) {
       let cost = 0;
       let correct = 0;
+      const histogram = new Array<number>(runtime.numExits).fill(0);
       for (const b of batches)
         tidy(() => {
           const r = runtime.run(b.x, { kind: 'confidence', tau });
           r.cost.forEach((c) => (cost += c));
           r.prediction.forEach((p, i) => (correct += p === b.y[i] ? 1 : 0));
+          r.exitIndex.forEach((m) => histogram[m]++);
         });
       const { fraction, plain, t } = timeFraction(times, k + 1);
       const row: Record<string, number | string> = { runtime: 'libtorch', batch, tau, cost_fraction: round(cost / n / costs.baseCost, 3), time_fraction: round(fraction, 3), accuracy: round((100 * correct) / n, 2), plain_ms_per_sample: round((1000 * plain) / n, 3), exit_ms_per_sample: round((1000 * t) / n, 3) };
@@ -134,6 +195,7 @@ const o = cli.opts();
         const s = timeSections(net, () => batches.forEach((b) => tidy(() => void runtime.run(b.x, { kind: 'confidence', tau }))));
         const ms = (v: number): number => round((1000 * v) / n, 3);
         Object.assign(row, { backbone_ms_per_sample: ms(s.backbone), heads_ms_per_sample: ms(s.heads), other_ms_per_sample: ms(s.total - s.backbone - s.heads) });
+        if (seg) row.segment_time_fraction = round(segmentFraction(net, seg, histogram), 3);
       }
       rows.push(row);
       if (!o.json) process.stderr.write(`batch ${batch} tau ${tau}: cost ${row.cost_fraction}, time ${row.time_fraction}, acc ${row.accuracy}%\n`);
@@ -173,10 +235,12 @@ const o = cli.opts();
     console.log('|---|---|---|---|---|---|---|---|');
     for (const r of rows) console.log(`| ${r.runtime} | ${r.batch} | ${r.tau} | ${r.cost_fraction} | ${r.time_fraction} | ${r.accuracy} | ${r.plain_ms_per_sample} | ${r.exit_ms_per_sample} |`);
     if (o.breakdown) {
-      console.log('\nWhere the libtorch early-exit time goes (ms per sample; other: ensembles, rule, row bookkeeping, JS):\n');
-      console.log('| batch | tau | backbone steps | heads | other | plain backbone |');
-      console.log('|---|---|---|---|---|---|');
-      for (const r of rows.filter((x) => x.backbone_ms_per_sample !== undefined)) console.log(`| ${r.batch} | ${r.tau} | ${r.backbone_ms_per_sample} | ${r.heads_ms_per_sample} | ${r.other_ms_per_sample} | ${r.plain_ms_per_sample} |`);
+      console.log('\nWhere the libtorch early-exit time goes (ms per sample; other: ensembles, rule, row bookkeeping, JS). Segment-time fraction: the time');
+      console.log('fraction that each backbone step\'s and head\'s measured plain time at the full batch predicts for this run\'s exits, with no runtime overhead:\n');
+      console.log('| batch | tau | backbone steps | heads | other | plain backbone | cost fraction | segment-time fraction | time fraction |');
+      console.log('|---|---|---|---|---|---|---|---|---|');
+      for (const r of rows.filter((x) => x.backbone_ms_per_sample !== undefined))
+        console.log(`| ${r.batch} | ${r.tau} | ${r.backbone_ms_per_sample} | ${r.heads_ms_per_sample} | ${r.other_ms_per_sample} | ${r.plain_ms_per_sample} | ${r.cost_fraction} | ${r.segment_time_fraction} | ${r.time_fraction} |`);
     }
   }
 })();
