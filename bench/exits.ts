@@ -127,7 +127,11 @@ function segmentTimes(net: EarlyExitNetwork, batches: Tensor[], rounds: number):
   return { steps: steps.map(median), heads: heads.map(median) };
 }
 
-/** The time fraction segmentTimes predicts for an exit histogram (counts per exit). */
+/**
+ * The time fraction segmentTimes predicts for an exit histogram (counts per
+ * exit): over the backbone steps of the same passes, so that a slower or
+ * faster phase of this shared machine cancels out.
+ */
 function segmentFraction(net: EarlyExitNetwork, seg: { steps: number[]; heads: number[] }, histogram: number[]): number {
   const plain = seg.steps.reduce((a, b) => a + b, 0);
   const n = histogram.reduce((a, b) => a + b, 0);

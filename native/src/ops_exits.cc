@@ -122,7 +122,8 @@ static c10::optional<std::vector<at::Tensor>> ClassifierTail(const at::Tensor& f
 // Rows of x (each a contiguous block of `row` floats) copied to out, with
 // a ReLU when asked: one pass, where index_select then relu_ were two over
 // the survivors' maps (the second a read-modify-write that left L2 at
-// batch 128). omp simd: GCC's -O2 did not vectorise the max.
+// batch 128). omp simd: GCC's -O2 did not vectorise the max. A NaN stays
+// NaN, as in relu().
 static void GatherRows(const float* x, float* out, const int64_t* rows, int64_t n, int64_t row, bool relu) {
   at::parallel_for(0, n, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, row)), [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; i++) {
@@ -133,7 +134,7 @@ static void GatherRows(const float* x, float* out, const int64_t* rows, int64_t 
         continue;
       }
 #pragma omp simd
-      for (int64_t j = 0; j < row; j++) dst[j] = src[j] > 0.0f ? src[j] : 0.0f;
+      for (int64_t j = 0; j < row; j++) dst[j] = src[j] < 0.0f ? 0.0f : src[j];
     }
   });
 }

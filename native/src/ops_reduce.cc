@@ -61,9 +61,9 @@ ZTW_OP(sort) {
   return a.ret(std::vector<at::Tensor>{v, i});
 }
 // hasNan(x): whether any element is NaN, as one boolean (isnan, any and item
-// were three crossings and two tensors). A contiguous float32 tensor is
-// scanned in place: the three ATen ops took ~15 us on a 32x32 image, a fifth
-// of the early-exit runtime's own work per sample at batch 1.
+// were three crossings and two tensors). A dense float32 tensor is scanned
+// in place: 0.4 us for a 32x32 image and 10 us for a batch of 128, where the
+// three ATen ops took 2.9 and 75 (the early-exit runtime checks every input).
 ZTW_OP(hasNan) {
   const auto& x = a.t(0);
   if (x.scalar_type() != at::kFloat || !x.device().is_cpu() || !x.is_non_overlapping_and_dense()) return a.retBool(x.isnan().any().item<bool>());

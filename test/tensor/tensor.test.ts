@@ -184,6 +184,8 @@ test('takeRows: rows along dim 0 like indexSelect, keeping channels-last layout'
         assert.deepEqual(r.toNumbers(), x.indexSelect(0, rows).relu().toNumbers());
         assert.equal(r.isContiguous(t === cl ? 'channels_last' : 'contiguous'), true);
       }
+    // NaN stays NaN, as in relu().
+    assert.ok(Number.isNaN(tensor([Number.NaN, -1, 2], [3, 1]).takeRows(tensor([0], [1], 'int32'), { relu: true }).item()));
     // Gradients flow through the rows (the fused copy is for inference).
     const g = randn([4, 3]).requiresGrad_();
     g.takeRows(tensor([3, 1], [2], 'int32'), { relu: true }).sum().backward();
