@@ -21,21 +21,31 @@ import { exportEarlyExit } from '../src/export/export';
 import { loadOnnxEarlyExit } from '../src/runtime/onnx';
 
 /**
- * Seconds per round of every configuration (0: the plain backbone), the
- * configurations interleaved within each round: on this noisy machine a slow
- * phase then hits the plain backbone and the early exits alike. Round 0 is
- * warm-up.
+ * Seconds per round of every configuration (0: the plain backbone). Within a
+ * round the configurations take turns on each slice of the data (a slice is
+ * a few tens of milliseconds of work), in an order that rotates from slice to
+ * slice: this shared machine has slow phases of seconds, and turns of a whole
+ * pass each (as before) let one land on a single configuration and moved the
+ * batch-1 ratio by +-0.03 between runs. Round 0 is warm-up.
  */
-async function interleavedTimes(configs: number, rounds: number, runOnce: (config: number) => void | Promise<void>): Promise<number[][]> {
+async function interleavedTimes(configs: number, rounds: number, slices: number, runOnce: (config: number, slice: number) => void | Promise<void>): Promise<number[][]> {
   const times: number[][] = Array.from({ length: configs }, () => []);
-  for (let r = 0; r <= rounds; r++)
-    for (let c = 0; c < configs; c++) {
-      const t0 = process.hrtime.bigint();
-      await runOnce(c);
-      if (r > 0) times[c].push(Number(process.hrtime.bigint() - t0) / 1e9);
-    }
+  for (let r = 0; r <= rounds; r++) {
+    const spent = new Array<number>(configs).fill(0);
+    for (let s = 0; s < slices; s++)
+      for (let k = 0; k < configs; k++) {
+        const c = (k + s) % configs;
+        const t0 = process.hrtime.bigint();
+        await runOnce(c, s);
+        spent[c] += Number(process.hrtime.bigint() - t0) / 1e9;
+      }
+    if (r > 0) spent.forEach((t, c) => times[c].push(t));
+  }
   return times;
 }
+
+/** The batches of slice s of `slices` (contiguous, as even as the count allows). */
+const sliceOf = <T>(items: T[], slices: number, s: number): T[] => items.slice(Math.floor((s * items.length) / slices), Math.floor(((s + 1) * items.length) / slices));
 
 /** The median over rounds of config's time against the plain backbone's in the same round. */
 function timeFraction(times: number[][], config: number): { fraction: number; plain: number; t: number } {
@@ -178,8 +188,10 @@ const o = cli.opts();
     const loader = new BatchLoader(ds, { batchSize: batch, shuffle: false, norm: data.norm });
     const batches: { x: Tensor; y: Int32Array }[] = [...loader.epoch(0)].map((b) => ({ x: batchTensors(b, 'channels_last').x.keep(), y: b.y }));
     const taus = String(o.taus).split(',').map(Number);
-    const times = await interleavedTimes(taus.length + 1, Number(o.repeats), (c) => {
-      for (const b of batches) tidy(() => (c === 0 ? noGrad(() => void net.backbone.forward(b.x)) : void runtime.run(b.x, { kind: 'confidence', tau: taus[c - 1] })));
+    // Slices of ~32 images at batch 1, one batch each at 128.
+    const slices = Math.max(1, Math.min(batches.length, Math.round(n / Math.max(batch, 32))));
+    const times = await interleavedTimes(taus.length + 1, Number(o.repeats), slices, (c, s) => {
+      for (const b of sliceOf(batches, slices, s)) tidy(() => (c === 0 ? noGrad(() => void net.backbone.forward(b.x)) : void runtime.run(b.x, { kind: 'confidence', tau: taus[c - 1] })));
     });
     const seg = o.breakdown ? segmentTimes(net, batches.map((b) => b.x), Number(o.repeats)) : undefined;
     for (const [k, tau] of taus.entries()) {
@@ -213,8 +225,8 @@ const o = cli.opts();
       const ortExits = await loadOnnxEarlyExit(path.join(tmp, 'exits'), { threads: Number(o.threads) });
       const ortPlain = await loadOnnxEarlyExit(path.join(tmp, 'plain'), { threads: Number(o.threads) });
       const inputs = batches.map((b) => ({ data: b.x.data() as Float32Array, dims: b.x.shape, y: b.y }));
-      const ortTimes = await interleavedTimes(taus.length + 1, Number(o.repeats), async (c) => {
-        for (const i of inputs) await (c === 0 ? ortPlain.run(i, { kind: 'confidence', tau: 2 }) : ortExits.run(i, { kind: 'confidence', tau: taus[c - 1] }));
+      const ortTimes = await interleavedTimes(taus.length + 1, Number(o.repeats), slices, async (c, s) => {
+        for (const i of sliceOf(inputs, slices, s)) await (c === 0 ? ortPlain.run(i, { kind: 'confidence', tau: 2 }) : ortExits.run(i, { kind: 'confidence', tau: taus[c - 1] }));
       });
       for (const [k, tau] of taus.entries()) {
         let cost = 0;
