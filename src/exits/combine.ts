@@ -21,6 +21,7 @@ export class ExitCombiner {
   readonly numExits: number;
   private readonly w: Float64Array[];
   private readonly b: (Float64Array | null)[];
+  private z?: Float64Array;
 
   constructor(readonly spec: ExitCombinerSpec) {
     const { kind, numClasses: K, weights, bias } = spec;
@@ -43,17 +44,19 @@ export class ExitCombiner {
    * Exit m's ensemble for n samples. members[j] (j <= m) holds exit j's
    * log-probabilities, [n * K] row-major; or, with rows, sample i's are at
    * row rows[i] of every member (a runtime keeps them by batch position and
-   * need not re-pack them when samples leave). Returns log q, [n * K] (float32).
+   * need not re-pack them when samples leave). Returns log q, [n * K]
+   * (float32), in `out` when given (its first n * K values).
    */
-  combine(m: number, members: readonly Float32Array[], n: number, rows?: Int32Array): Float32Array {
+  combine(m: number, members: readonly Float32Array[], n: number, rows?: Int32Array, out?: Float32Array): Float32Array {
     const K = this.spec.numClasses;
     if (!(m >= 0 && m < this.numExits)) throw new RangeError(`ExitCombiner: exit ${m} out of range (${this.numExits} exits)`);
     if (members.length < m + 1) throw new RangeError(`ExitCombiner: exit ${m} needs ${m + 1} members, got ${members.length}`);
     checkMemberRows(members, m, n, K, rows);
     const w = this.w[m];
     const b = this.b[m];
-    const out = new Float32Array(n * K);
-    const z = new Float64Array(K);
+    if (out && out.length < n * K) throw new RangeError(`ExitCombiner: output holds ${out.length} values, ${n * K} needed`);
+    out ??= new Float32Array(n * K);
+    const z = (this.z ??= new Float64Array(K)); // scratch (combine runs to completion; JS has one thread)
     const geometric = this.spec.kind === 'geometric';
     for (let i = 0; i < n; i++) {
       const o = i * K;

@@ -16,7 +16,7 @@ import { tidy } from '../tensor/scope';
 import type { Tensor } from '../tensor/tensor';
 import { validatePolicy, type ExitPolicy } from './policy';
 import { releaseTaps } from '../models/backbone';
-import { answerLeaving, atBatchRows, decideExits, exitProbabilities, keepRuleRows, type RuleState } from './onnx-core';
+import { ExitBook } from './onnx-core';
 
 export interface ExitResult {
   /** Predicted class per sample. */
@@ -76,10 +76,8 @@ export class EarlyExitRuntime {
       tidy(() => {
         const { heads, tapIndices, backbone } = this.net;
         const combiner = this.combiner();
-        let rows = Int32Array.from({ length: N }, (_, i) => i); // batch position of every running sample
+        const book = new ExitBook(combiner, res, policy, N, K, M);
         let prevLogits: Tensor | undefined;
-        const members: Float32Array[] = []; // log-probabilities of the exits so far, [N * K] each by batch position (atBatchRows)
-        const rule: RuleState = {};
         let keep: Tensor | undefined;
         let head = 0;
         let tap = 0;
@@ -92,10 +90,8 @@ export class EarlyExitRuntime {
           if (!r.done && !tapIndices.includes(tap++)) continue;
           const m = r.done ? M - 1 : head;
           const { logits, logProbs } = r.done ? finalStep(r.value) : heads[head].exitStep(r.value, head > 0 ? prevLogits : undefined);
-          members.push(atBatchRows(logProbs, K, rows, N));
-          const p = exitProbabilities(combiner, m, members, rows.length, K, rows);
-          const { leave, arg } = decideExits(p, rows.length, K, policy, r.done === true, rule);
-          const stay = answerLeaving(res, rows, leave, arg, p, K, m, this.costs.exitCosts[m]);
+          const n = book.rows.length;
+          const stay = book.step(m, logProbs, r.done === true, this.costs.exitCosts[m]);
           if (r.done) break;
           if (stay.length === 0) {
             gen.return(undefined as never);
@@ -103,12 +99,11 @@ export class EarlyExitRuntime {
           }
           prevLogits?.dispose();
           prevLogits = logits;
-          if (stay.length < rows.length) {
+          if (stay.length < n) {
             keep = tensor(stay, [stay.length]); // int32: index_select takes it as is (an int64 index was built through BigInts)
             prevLogits = logits.takeRows(keep);
             logits.dispose();
-            rows = Int32Array.from(stay, (i) => rows[i]);
-            keepRuleRows(rule, stay);
+            book.keep(stay);
           }
           head++;
         }
