@@ -167,7 +167,7 @@ const cli = new Command()
   .option('--threads <n>', 'threads', '2')
   .option('--repeats <n>', 'timed repeats (median)', '3')
   .option('--no-onnx', 'skip the onnxruntime rows')
-  .option('--breakdown', 'also time the backbone steps and the heads inside the libtorch runtime (ms per sample)')
+  .option('--breakdown', 'also time the backbone steps and the heads inside the libtorch runtime (ms per sample), and the segment-time fraction (the time a runtime with no overhead would take)')
   .parse();
 const o = cli.opts();
 
