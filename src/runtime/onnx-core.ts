@@ -420,12 +420,12 @@ export interface RuleState {
 /**
  * The exit rule on one exit's probabilities ([n * K] row-major), shared by
  * the libtorch and onnxruntime runtimes so both decide exactly as the
- * offline evaluator: which rows leave, and every row's answer (in `into`'s
- * first n values when given).
+ * offline evaluator: which rows leave, and every row's answer (the first n
+ * values of `into`).
  */
-export function decideExits(p: Float32Array, n: number, K: number, policy: ExitPolicy, final: boolean, state: RuleState, into?: { leave: Uint8Array; arg: Int32Array }): { leave: Uint8Array; arg: Int32Array } {
-  const arg = argmaxRows(p, n, K, into?.arg);
-  const leave = into ? into.leave : new Uint8Array(n);
+function decideExits(p: Float32Array, n: number, K: number, policy: ExitPolicy, final: boolean, state: RuleState, into: { leave: Uint8Array; arg: Int32Array }): { leave: Uint8Array; arg: Int32Array } {
+  const arg = argmaxRows(p, n, K, into.arg);
+  const leave = into.leave;
   if (final) leave.fill(1, 0, n);
   else if (policy.kind === 'confidence') {
     // In float32, as the offline evaluator compares (src/eval/exit-rules.ts).
@@ -445,10 +445,9 @@ export function decideExits(p: Float32Array, n: number, K: number, policy: ExitP
 /**
  * Writes the answers of the rows that leave exit `exit` into res (rows[i] is
  * row i's place in the batch); returns the positions of the rows that stay
- * (the front of `into` when given).
+ * (the front of `stay`).
  */
-export function answerLeaving(res: ExitResult, rows: Int32Array, leave: Uint8Array, arg: Int32Array, p: Float32Array, K: number, exit: number, cost: number, into?: Int32Array): Int32Array {
-  const stay = into ?? new Int32Array(rows.length);
+function answerLeaving(res: ExitResult, rows: Int32Array, leave: Uint8Array, arg: Int32Array, p: Float32Array, K: number, exit: number, cost: number, stay: Int32Array): Int32Array {
   let kept = 0;
   for (let i = 0; i < rows.length; i++) {
     if (!leave[i]) {
@@ -465,7 +464,7 @@ export function answerLeaving(res: ExitResult, rows: Int32Array, leave: Uint8Arr
 }
 
 /** Keeps the rule's memory for the rows that go on. */
-export function keepRuleRows(state: RuleState, stay: Int32Array): void {
+function keepRuleRows(state: RuleState, stay: Int32Array): void {
   if (state.lastArg) state.lastArg = Int32Array.from(stay, (i) => (state.lastArg as Int32Array)[i]);
   if (state.streak) state.streak = Int32Array.from(stay, (i) => (state.streak as Int32Array)[i]);
 }

@@ -11,7 +11,8 @@ import * as path from 'node:path';
 import { tinyNetwork, FASHION_CLASSES } from './model';
 import { exportEarlyExit } from '../../src/export/export';
 import { decodeModel, encodeModel } from '../../src/export/onnx-proto';
-import { ExportError, withTracer } from '../../src/export/tracer';
+import { ExportError, withTracer, type Tracer } from '../../src/export/tracer';
+import type { Tensor } from '../../src/tensor/tensor';
 import { libtorchExitProbs } from '../../src/export/verify';
 import { loadOnnxEarlyExit } from '../../src/runtime/onnx';
 import { native } from '../../src/tensor/native';
@@ -111,21 +112,32 @@ test('export refuses mismatched parts and bad options', (t) => {
   assert.deepEqual(fs.readdirSync(dir), [], 'nothing written');
 });
 
+/** One graph traced from an input of the given shape; body declares its outputs. */
+function traceOne(name: string, shape: number[], body: (tr: Tracer, x: Tensor) => void) {
+  return noGrad(() =>
+    tidy(() =>
+      withTracer(new Map(), (tr) => {
+        tr.beginGraph(name);
+        const x = randn(shape);
+        tr.input('x', x);
+        body(tr, x);
+        return tr.endGraph();
+      }),
+    ),
+  );
+}
+
+/** The graph written to a temporary file and opened in onnxruntime-node. */
+async function ortSession(t: { after: (fn: () => void) => void }, g: ReturnType<typeof traceOne>) {
+  const file = path.join(tmpDir(t), `${g.name}.onnx`);
+  fs.writeFileSync(file, encodeModel(g, { opset: 17 }));
+  return require('onnxruntime-node').InferenceSession.create(file);
+}
+
 test('the tracer fails loudly on what it cannot export, and always restores the op table', () => {
   const add = native.add;
   const conv = native.conv2d;
-  const trace = (fn: (x: ReturnType<typeof randn>) => ReturnType<typeof randn>) =>
-    noGrad(() =>
-      tidy(() =>
-        withTracer(new Map(), (tr) => {
-          tr.beginGraph('g');
-          const x = randn([2, 4]);
-          tr.input('x', x);
-          tr.output('y', fn(x));
-          return tr.endGraph();
-        }),
-      ),
-    );
+  const trace = (fn: (x: Tensor) => Tensor) => traceOne('g', [2, 4], (tr, x) => tr.output('y', fn(x)));
   assert.throws(() => trace((x) => F.dropout(x, 0.5, true)), (e: Error) => e instanceof ExportError && /dropout in training mode/.test(e.message));
   assert.throws(() => trace((x) => (x.sum().item() > 0 ? x : x.neg())), /reads the data of a traced tensor/);
   assert.throws(() => trace((x) => x.sort(1).values), /op 'sort' has no ONNX export rule/);
@@ -165,29 +177,18 @@ test('the tracer fails loudly on what it cannot export, and always restores the 
 });
 
 test('graph outputs: a computed value is written under its output name, an input or a repeated output through an Identity', async (t) => {
-  const dir = tmpDir(t);
   const ort = require('onnxruntime-node');
-  const g = noGrad(() =>
-    tidy(() =>
-      withTracer(new Map(), (tr) => {
-        tr.beginGraph('outs');
-        const x = randn([2, 4]);
-        tr.input('x', x);
-        const h = x.relu();
-        tr.output('h', h); // renamed, and still read by the next node
-        tr.output('h_again', h);
-        tr.output('x_out', x);
-        tr.output('y', h.mul(3));
-        return tr.endGraph();
-      }),
-    ),
-  );
+  const g = traceOne('outs', [2, 4], (tr, x) => {
+    const h = x.relu();
+    tr.output('h', h); // renamed, and still read by the next node
+    tr.output('h_again', h);
+    tr.output('x_out', x);
+    tr.output('y', h.mul(3));
+  });
   assert.deepEqual(g.nodes.map((n) => n.op), ['Relu', 'Identity', 'Identity', 'Mul']);
   assert.deepEqual(g.nodes[0].outputs, ['h']);
   assert.deepEqual(g.nodes[3].inputs[0], 'h', 'the consumer reads the renamed value');
-  const file = path.join(dir, 'outs.onnx');
-  fs.writeFileSync(file, encodeModel(g, { opset: 17 }));
-  const s = await ort.InferenceSession.create(file);
+  const s = await ortSession(t, g);
   const x = Float32Array.from([-1, 2, -3, 4, 5, -6, 7, -8]);
   const out = await s.run({ x: new ort.Tensor('float32', x, [2, 4]) });
   const relu = Array.from(x, (v) => Math.max(v, 0));
@@ -199,23 +200,9 @@ test('graph outputs: a computed value is written under its output name, an input
 
 test('a traced graph that is fine at batch 2 also runs at batch 1 and 7 (symbolic batch in reshapes)', async (t) => {
   // view(N, -1) and flatten(1) inside a custom stage: the batch stays symbolic.
-  const dir = tmpDir(t);
   const ort = require('onnxruntime-node');
-  const g = noGrad(() =>
-    tidy(() =>
-      withTracer(new Map(), (tr) => {
-        tr.beginGraph('reshape');
-        const x = randn([2, 3, 4, 4]);
-        tr.input('x', x);
-        const h = x.view(2, 3, 16).permute(0, 2, 1).flatten(1).softmax(1).mul(2).sub(x.mean([1, 2, 3], true).flatten(1));
-        tr.output('y', h);
-        return tr.endGraph();
-      }),
-    ),
-  );
-  const file = path.join(dir, 'g.onnx');
-  fs.writeFileSync(file, encodeModel(g, { opset: 17 }));
-  const s = await ort.InferenceSession.create(file);
+  const g = traceOne('reshape', [2, 3, 4, 4], (tr, x) => tr.output('y', x.view(2, 3, 16).permute(0, 2, 1).flatten(1).softmax(1).mul(2).sub(x.mean([1, 2, 3], true).flatten(1))));
+  const s = await ortSession(t, g);
   for (const n of [1, 7]) {
     const x = randn([n, 3, 4, 4]);
     const want = noGrad(() => x.view(n, 3, 16).permute(0, 2, 1).flatten(1).softmax(1).mul(2).sub(x.mean([1, 2, 3], true).flatten(1)).data() as Float32Array);
