@@ -14,12 +14,12 @@ static std::string DescribeArgs(const Napi::CallbackInfo& info) {
   std::ostringstream out;
   bool first = true;
   auto describe = [&](const Napi::Value& v) {
-    if (!TensorHandle::Is(info.Env(), v)) return;
-    auto* h = TensorHandle::Unwrap(v.As<Napi::Object>());
+    if (!v.IsBigInt()) return;
+    at::Tensor* t = HandleTable::Of(info.Env()).Find(v, 0);
     if (!first) out << ", ";
     first = false;
-    if (!h->defined()) { out << "<disposed>"; return; }
-    out << h->tensor().sizes() << " " << DtypeName(h->tensor().scalar_type());
+    if (!t) { out << "<disposed>"; return; }
+    out << t->sizes() << " " << DtypeName(t->scalar_type());
   };
   for (size_t i = 0; i < info.Length(); i++) {
     if (info[i].IsArray()) {  // tensor lists (cat, stack)
@@ -107,9 +107,6 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   SingleThreadedBlas();
   auto* data = new AddonData();
   env.SetInstanceData(data);
-  auto ctor = TensorHandle::Define(env);
-  data->handleCtor = Napi::Persistent(ctor);
-  exports.Set("TensorHandle", ctor);
   exports.Set("setErrorClass", Napi::Function::New(env, SetErrorClass, "setErrorClass"));
   for (auto& entry : OpTable()) exports.Set(entry.name, Napi::Function::New(env, Dispatch, entry.name, &entry));
   return exports;

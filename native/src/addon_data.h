@@ -1,11 +1,12 @@
-// Per-environment state: the handle constructor and the JS error class.
+// Per-environment state: the tensor handle table and the JS error class.
 #pragma once
 #include <napi.h>
+#include "handle.h"
 
 namespace ztw {
 
 struct AddonData {
-  Napi::FunctionReference handleCtor;
+  HandleTable handles;
   Napi::FunctionReference errorClass;  // set from TypeScript; plain Error until then
   static AddonData* Of(Napi::Env env) { return env.GetInstanceData<AddonData>(); }
 };

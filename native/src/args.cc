@@ -28,10 +28,9 @@ void Args::need(size_t i, const char* what) const {
 
 at::Tensor& Args::t(size_t i) const {
   need(i, "a tensor");
-  if (!TensorHandle::Is(env_, info_[i])) throw ArgError("argument " + std::to_string(i) + ": expected a tensor");
-  auto* h = TensorHandle::Unwrap(info_[i].As<Napi::Object>());
-  if (!h->defined()) throw ArgError("argument " + std::to_string(i) + ": tensor was disposed", "E_DISPOSED");
-  return h->tensor();
+  at::Tensor* t = HandleTable::Of(env_).Find(info_[i], i);
+  if (!t) throw ArgError("argument " + std::to_string(i) + ": tensor was disposed", "E_DISPOSED");
+  return *t;
 }
 
 std::optional<at::Tensor> Args::optT(size_t i) const {
@@ -95,10 +94,10 @@ std::vector<at::Tensor> Args::tensors(size_t i) const {
   out.reserve(arr.Length());
   for (uint32_t k = 0; k < arr.Length(); k++) {
     Napi::Value v = arr[k];
-    if (!TensorHandle::Is(env_, v)) throw ArgError("argument " + std::to_string(i) + ": element " + std::to_string(k) + " is not a tensor");
-    auto* h = TensorHandle::Unwrap(v.As<Napi::Object>());
-    if (!h->defined()) throw ArgError("argument " + std::to_string(i) + ": element " + std::to_string(k) + " was disposed", "E_DISPOSED");
-    out.push_back(h->tensor());
+    if (!v.IsBigInt()) throw ArgError("argument " + std::to_string(i) + ": element " + std::to_string(k) + " is not a tensor");
+    at::Tensor* t = HandleTable::Of(env_).Find(v, i);
+    if (!t) throw ArgError("argument " + std::to_string(i) + ": element " + std::to_string(k) + " was disposed", "E_DISPOSED");
+    out.push_back(*t);
   }
   return out;
 }
@@ -118,11 +117,12 @@ at::Scalar Args::scalar(size_t i) const {
   return at::Scalar(v);
 }
 
-Napi::Value Args::ret(at::Tensor t) const { return TensorHandle::Wrap(env_, std::move(t)); }
+Napi::Value Args::ret(at::Tensor t) const { return HandleTable::Of(env_).Add(env_, std::move(t)); }
 
 Napi::Value Args::ret(const std::vector<at::Tensor>& ts) const {
   auto arr = Napi::Array::New(env_, ts.size());
-  for (uint32_t k = 0; k < ts.size(); k++) arr[k] = TensorHandle::Wrap(env_, ts[k]);
+  auto& table = HandleTable::Of(env_);
+  for (uint32_t k = 0; k < ts.size(); k++) arr[k] = table.Add(env_, ts[k]);
   return arr;
 }
 

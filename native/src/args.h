@@ -36,7 +36,7 @@ class Args {
   std::string str(size_t i) const;
   std::vector<int64_t> ints(size_t i) const;            // number[] (a single number is accepted as [n])
   std::optional<std::vector<int64_t>> optInts(size_t i) const;
-  std::vector<at::Tensor> tensors(size_t i) const;      // TensorHandle[]
+  std::vector<at::Tensor> tensors(size_t i) const;      // an array of tensor ids
   at::ScalarType dtype(size_t i, at::ScalarType dflt = at::kFloat) const;
   at::Scalar scalar(size_t i) const;                   // number or boolean
 

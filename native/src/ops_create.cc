@@ -71,7 +71,7 @@ ZTW_OP(blasThreads) {
   auto get = reinterpret_cast<GetThreads>(dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
   return a.ret(static_cast<double>(get ? get() : -1));
 }
-ZTW_OP(liveTensors) { return a.ret(static_cast<double>(TensorHandle::Live())); }
+ZTW_OP(liveTensors) { return a.ret(static_cast<double>(HandleTable::Live())); }
 ZTW_OP(manualSeed) { torch::manual_seed(static_cast<uint64_t>(a.i64(0))); return a.undefined(); }
 ZTW_OP(configInfo) { return Napi::String::New(a.env(), at::show_config()); }
 // The caching allocator's state: bytes cached for reuse and in live tensors.

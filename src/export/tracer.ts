@@ -24,7 +24,7 @@ type Handle = NativeHandle;
 type NativeFn = (...args: any[]) => any; // eslint-disable-line @typescript-eslint/no-explicit-any
 
 /** Reading these never depends on a traced value's data. */
-const METADATA = new Set(['shape', 'strides', 'dtype', 'numel', 'dim', 'isContiguous', 'dataId', 'requiresGrad', 'isLeaf', 'version', 'versions', 'grad', 'setErrorClass', 'getNumThreads', 'setNumThreads', 'blasThreads', 'liveTensors', 'configInfo', 'allocatorStats', 'emptyCache', 'setGradEnabled', 'isGradEnabled', 'manualSeed']);
+const METADATA = new Set(['dispose', 'isDisposed', 'shape', 'strides', 'dtype', 'numel', 'dim', 'isContiguous', 'dataId', 'requiresGrad', 'isLeaf', 'version', 'versions', 'grad', 'setErrorClass', 'getNumThreads', 'setNumThreads', 'blasThreads', 'liveTensors', 'configInfo', 'allocatorStats', 'emptyCache', 'setGradEnabled', 'isGradEnabled', 'manualSeed']);
 /** Ops whose output is the input itself as far as inference goes. */
 const ALIASES = new Set(['contiguous', 'clone', 'detach']);
 
@@ -40,8 +40,8 @@ interface GraphState {
   initializers: OnnxTensor[];
   inputs: OnnxValueInfo[];
   outputs: OnnxValueInfo[];
-  values: WeakMap<Handle, Value>;
-  constants: WeakMap<Handle, string>;
+  values: Map<Handle, Value>;
+  constants: Map<Handle, string>;
   scalars: Map<string, string>;
   usedNames: Set<string>;
 }
@@ -75,9 +75,8 @@ function constTensor(name: string, dtype: OnnxDType, dims: number[], values: num
 export class Tracer {
   private originals = new Map<string, NativeFn>();
   private graph: GraphState | null = null;
-  /** Every handle traced in any graph of this session, to catch cross-graph reads. */
-  private everTraced = new WeakMap<Handle, string>();
-  private HandleClass: unknown;
+  /** Every handle traced in any graph of this session, to catch cross-graph reads (ids are never reused, so entries cannot go stale). */
+  private everTraced = new Map<Handle, string>();
   private counter = 0;
 
   /** Names of known tensors (parameters, buffers) for readable initializers. */
@@ -89,9 +88,8 @@ export class Tracer {
 
   start(): void {
     if (this.originals.size) throw new Error('Tracer: already started');
-    this.HandleClass = native.TensorHandle;
     for (const [key, fn] of Object.entries(native)) {
-      if (typeof fn !== 'function' || key === 'TensorHandle') continue;
+      if (typeof fn !== 'function') continue;
       this.originals.set(key, fn);
       native[key] = (...args: unknown[]) => this.intercept(key, fn, args);
     }
@@ -104,7 +102,7 @@ export class Tracer {
   }
 
   private isHandle(v: unknown): v is Handle {
-    return typeof this.HandleClass === 'function' ? v instanceof (this.HandleClass as new () => unknown) : typeof v === 'object' && v !== null && (v as object).constructor?.name === 'TensorHandle';
+    return typeof v === 'bigint';
   }
 
   private handlesIn(args: unknown[]): Handle[] {
@@ -204,7 +202,7 @@ export class Tracer {
   beginGraph(name: string): void {
     if (!this.originals.size) throw new Error('Tracer: start() first');
     if (this.graph) throw new Error(`Tracer: graph '${this.graph.name}' is still open`);
-    this.graph = { name, nodes: [], initializers: [], inputs: [], outputs: [], values: new WeakMap(), constants: new WeakMap(), scalars: new Map(), usedNames: new Set() };
+    this.graph = { name, nodes: [], initializers: [], inputs: [], outputs: [], values: new Map(), constants: new Map(), scalars: new Map(), usedNames: new Set() };
   }
 
   private open(): GraphState {
@@ -279,7 +277,7 @@ class Emitter {
     return this.tracer.nameOf(this.g, h);
   }
   batched(h: unknown): boolean {
-    return typeof h === 'object' && h !== null ? this.tracer.valueOf(this.g, h as Handle)?.batched ?? false : false;
+    return typeof h === 'bigint' ? this.tracer.valueOf(this.g, h)?.batched ?? false : false;
   }
   shape(h: Handle): number[] {
     return this.tracer.shapeOf(h);

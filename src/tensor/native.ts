@@ -3,11 +3,12 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { TorchError } from './errors';
 
-/** Opaque native handle owning one at::Tensor. */
-export interface NativeHandle {
-  dispose(): void;
-  isDisposed(): boolean;
-}
+/**
+ * The id of one at::Tensor in the addon's handle table (native/src/handle.h):
+ * a BigInt, which V8 collects without any per-tensor callback. Ids are never
+ * reused, so a disposed tensor's id stays disposed.
+ */
+export type NativeHandle = bigint;
 
 // The op table is generated in C++ (native/src/ops_*.cc); its entries are
 // called positionally by the typed wrappers in tensor.ts and nn/functional.ts.

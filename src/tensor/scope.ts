@@ -2,16 +2,37 @@
 // those it returns or keep()s. Outside any scope, tensors live until dispose()
 // or garbage collection.
 import type { Tensor } from './tensor';
+import { native } from './native';
 
 const scopes: Set<Tensor>[] = [];
 
+// The backstop for tensors no scope owns: one dropped without dispose() is
+// freed by the collector's cleanup. Tensors inside a scope are left out (the
+// scope frees them), so inference and training loops under tidy() give the
+// collector no per-tensor work; see native/src/handle.h for what that saved.
+const orphans = new FinalizationRegistry<bigint>((handle) => native.dispose(handle));
+const guarded = new WeakSet<Tensor>();
+
+function guard(t: Tensor): void {
+  if (guarded.has(t)) return;
+  guarded.add(t);
+  orphans.register(t, t.handle, t);
+}
+
 export function track(t: Tensor): void {
   if (scopes.length) scopes[scopes.length - 1].add(t);
+  else guard(t);
+}
+
+/** A disposed tensor needs no backstop. */
+export function forget(t: Tensor): void {
+  if (guarded.delete(t)) orphans.unregister(t);
 }
 
 /** Takes a tensor out of every open scope, so tidy() will not free it. */
 export function keep<T extends Tensor>(t: T): T {
   for (const s of scopes) s.delete(t);
+  guard(t);
   return t;
 }
 
@@ -47,8 +68,8 @@ export function tidy<T>(fn: () => T): T {
   const survivors = new Set<Tensor>();
   collect(result, survivors);
   for (const t of scope) if (!survivors.has(t)) t.dispose();
-  // What survives belongs to the enclosing scope now.
-  if (scopes.length) for (const t of survivors) if (scope.has(t)) scopes[scopes.length - 1].add(t);
+  // What survives belongs to the enclosing scope now, or to no scope.
+  for (const t of survivors) if (scope.has(t)) track(t);
   return result;
 }
 

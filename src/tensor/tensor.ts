@@ -2,7 +2,7 @@
 // returns a new tensor (registered in the open tidy scope) unless its name
 // ends in `_`, which updates this tensor in place, as in PyTorch.
 import { native, type NativeHandle } from './native';
-import { keep, track } from './scope';
+import { forget, keep, track } from './scope';
 import { TorchError } from './errors';
 
 export type DType = 'float32' | 'float64' | 'int64' | 'int32' | 'uint8' | 'bool';
@@ -43,14 +43,15 @@ export class Tensor {
     return native.version(this.handle);
   }
   get isDisposed(): boolean {
-    return this.handle.isDisposed();
+    return native.isDisposed(this.handle);
   }
   isContiguous(format: MemoryFormat = 'contiguous'): boolean {
     return native.isContiguous(this.handle, format);
   }
   dispose(): void {
     this.shapeCache = undefined; // a disposed tensor has no shape: the next .shape throws E_DISPOSED
-    this.handle.dispose();
+    native.dispose(this.handle);
+    forget(this);
   }
   keep(): this {
     return keep(this);

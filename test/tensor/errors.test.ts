@@ -136,7 +136,18 @@ test('disposed tensors: idempotent dispose, E_DISPOSED on use', () => {
   assert.equal(t.isDisposed, true);
   assert.equal(liveTensors(), before + 1);
   t.dispose(); // idempotent: no throw, no double count
-  t.handle.dispose();
+  native.dispose(t.handle);
+  assert.equal(liveTensors(), before + 1);
+  // The freed slot is reused by the next tensor; the old id must not reach it.
+  const reuse = randn([4]);
+  assert.equal(t.isDisposed, true, 'a disposed id stays disposed when its slot is reused');
+  assert.equal(reuse.isDisposed, false);
+  expectTorchError(() => t.add(reuse), { code: 'E_DISPOSED', op: 'add', message: /argument 0: tensor was disposed/ });
+  reuse.dispose();
+  // Ids are the table's: a forged one is a disposed tensor, anything else is no tensor.
+  expectTorchError(() => native.add(12345n, 1), { code: 'E_DISPOSED', op: 'add', message: /argument 0: tensor was disposed/ });
+  expectTorchError(() => native.add({}, 1), { code: 'E_ARG', op: 'add', message: /argument 0: expected a tensor/ });
+  expectTorchError(() => native.dispose('x'), { code: 'E_ARG', op: 'dispose', message: /expected a tensor/ });
   assert.equal(liveTensors(), before + 1);
   assert.equal(t.toString(), 'Tensor(<disposed>)');
 
