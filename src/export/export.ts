@@ -4,7 +4,9 @@
 // backbone segment to exit m's tap and head m on it, and gives the features
 // (for the next exit), the logits and the log-probabilities; the last graph
 // ends in the backbone's logits. The ensembles' weights are numbers in the
-// manifest. Each graph is traced from one real run of the module
+// manifest. Beside them, one graph of the whole model with the ensembles
+// and the exit rule inside (fused.ts), which onnxruntime runs in one call.
+// Each graph is traced from one real run of the module
 // (tracer.ts), in eval mode, so batch norm arrives folded into the
 // convolutions exactly where the libtorch runtime folds it (nn/fused.ts).
 import * as fs from 'node:fs';
@@ -21,11 +23,14 @@ import type { NativeHandle } from '../tensor/native';
 import { writeFileAtomic } from '../util/atomic';
 import { exitCostModel } from '../train/pipeline';
 import { encodeModel, type OnnxGraph } from './onnx-proto';
+import { fuseExitGraphs } from './fused';
 import { withTracer, type Tracer } from './tracer';
 import { MANIFEST_FORMAT, MANIFEST_VERSION, checkPolicy, validateManifest, type EarlyExitManifest, type ExitPolicy, type ManifestExit, type ManifestStage, type Preprocess } from '../runtime/onnx-core';
 
 export const DEFAULT_OPSET = 17;
 export const MANIFEST_FILE = 'manifest.json';
+/** The one-graph models: any batch, and one sample at a time. */
+export const FUSED_FILES = { batch: 'early-exit.onnx', single: 'early-exit-1.onnx' } as const;
 
 export interface ExportOptions {
   net: EarlyExitNetwork;
@@ -44,6 +49,8 @@ export interface ExportOptions {
   info?: Record<string, unknown>;
   /** Batch of the tracing run (any size > 1; the graphs take any batch). */
   traceBatch?: number;
+  /** Also write the one-graph models for the policy's rule (early-exit.onnx and early-exit-1.onnx; default true). */
+  fused?: boolean;
 }
 
 export interface ExportResult {
@@ -169,6 +176,7 @@ export function exportEarlyExit(o: ExportOptions): ExportResult {
     costs: { unit: 'flops', exitCosts: [...costs.exitCosts], baseCost: costs.baseCost },
     exits,
     stages: graphs.map((g) => g.stage),
+    fused: o.fused === false ? null : { rule: policy.kind, ...FUSED_FILES },
     info: o.info,
   });
 
@@ -178,6 +186,23 @@ export function exportEarlyExit(o: ExportOptions): ExportResult {
     const file = path.join(o.outDir, g.file);
     writeFileAtomic(file, encodeModel(g.graph, { opset, metadata: { 'ztw.stage': g.stage.kind, 'ztw.exit': String(g.stage.exit) } }));
     files.push(file);
+  }
+  if (manifest.fused) {
+    const { rule } = manifest.fused;
+    for (const single of [false, true]) {
+      const graph = fuseExitGraphs({
+        exits: graphs.map((g) => g.graph),
+        usesPreviousLogits: exits.map((e) => e.usesPreviousLogits),
+        numClasses: K,
+        ensemble: ens && combiner ? { kind: ens.kind, weights: combiner.spec.weights, bias: combiner.spec.bias } : null,
+        input: graphs[0].graph.inputs[0],
+        rule,
+        single,
+      });
+      const file = path.join(o.outDir, single ? manifest.fused.single : manifest.fused.batch);
+      writeFileAtomic(file, encodeModel(graph, { opset, metadata: { 'ztw.stage': 'fused', 'ztw.rule': rule, 'ztw.batch': single ? '1' : 'N' } }));
+      files.push(file);
+    }
   }
   const mf = path.join(o.outDir, MANIFEST_FILE);
   writeFileAtomic(mf, JSON.stringify(manifest, null, 1) + '\n');

@@ -16,6 +16,7 @@ message AttributeProto {
   optional int64 i = 3;
   optional bytes s = 4;
   optional TensorProto t = 5;
+  optional GraphProto g = 6;
   repeated float floats = 7;
   repeated int64 ints = 8;
   repeated bytes strings = 9;
@@ -122,7 +123,12 @@ export interface OnnxTensor {
   raw: Uint8Array;
 }
 
-export type AttrValue = number | string | number[] | { int: number } | { ints: number[] } | { float: number } | { floats: number[] } | OnnxTensor;
+/** A subgraph attribute (If's branches): a graph without inputs that may read any value of the graphs around it. */
+export interface OnnxSubgraph {
+  graph: OnnxGraph;
+}
+
+export type AttrValue = number | string | number[] | { int: number } | { ints: number[] } | { float: number } | { floats: number[] } | OnnxTensor | OnnxSubgraph;
 
 export interface OnnxNode {
   op: string;
@@ -157,7 +163,7 @@ export interface OnnxModelOptions {
 /** IR version 8 goes with opsets 14 to 18. */
 export const IR_VERSION = 8;
 
-const A = { FLOAT: 1, INT: 2, STRING: 3, TENSOR: 4, FLOATS: 6, INTS: 7 };
+const A = { FLOAT: 1, INT: 2, STRING: 3, TENSOR: 4, GRAPH: 5, FLOATS: 6, INTS: 7 };
 
 function tensorMessage(t: OnnxTensor): Record<string, unknown> {
   return { name: t.name, dims: t.dims, data_type: ONNX_DTYPE[t.dtype], raw_data: t.raw };
@@ -172,6 +178,7 @@ function attributeMessage(name: string, v: AttrValue): Record<string, unknown> {
   if ('ints' in v) return { name, type: A.INTS, ints: v.ints };
   if ('float' in v) return { name, type: A.FLOAT, f: v.float };
   if ('floats' in v) return { name, type: A.FLOATS, floats: v.floats };
+  if ('graph' in v) return { name, type: A.GRAPH, g: graphMessage(v.graph) };
   return { name, type: A.TENSOR, t: tensorMessage(v) };
 }
 
@@ -179,6 +186,24 @@ function valueInfoMessage(v: OnnxValueInfo): Record<string, unknown> {
   return {
     name: v.name,
     type: { tensor_type: { elem_type: ONNX_DTYPE[v.dtype], shape: { dim: v.shape.map((d) => (typeof d === 'number' ? { dim_value: d } : { dim_param: d })) } } },
+  };
+}
+
+function graphMessage(g: OnnxGraph): Record<string, unknown> {
+  return {
+    name: g.name,
+    doc_string: g.docString,
+    node: g.nodes.map((n, i) => ({
+      // Node names are unique model-wide, subgraphs included: the graph's name keeps them apart.
+      name: n.name ?? `${g.name}/${n.op}_${i}`,
+      op_type: n.op,
+      input: n.inputs,
+      output: n.outputs,
+      attribute: Object.entries(n.attrs ?? {}).map(([k, v]) => attributeMessage(k, v)),
+    })),
+    initializer: g.initializers.map(tensorMessage),
+    input: g.inputs.map(valueInfoMessage),
+    output: g.outputs.map(valueInfoMessage),
   };
 }
 
@@ -190,20 +215,7 @@ export function encodeModel(g: OnnxGraph, o: OnnxModelOptions): Uint8Array {
     opset_import: [{ domain: '', version: o.opset }],
     producer_name: 'ztw',
     producer_version: o.producerVersion ?? '0',
-    graph: {
-      name: g.name,
-      doc_string: g.docString,
-      node: g.nodes.map((n, i) => ({
-        name: n.name ?? `${n.op}_${i}`,
-        op_type: n.op,
-        input: n.inputs,
-        output: n.outputs,
-        attribute: Object.entries(n.attrs ?? {}).map(([k, v]) => attributeMessage(k, v)),
-      })),
-      initializer: g.initializers.map(tensorMessage),
-      input: g.inputs.map(valueInfoMessage),
-      output: g.outputs.map(valueInfoMessage),
-    },
+    graph: graphMessage(g),
     metadata_props: Object.entries(o.metadata ?? {}).map(([key, value]) => ({ key, value })),
   };
   const err = Model.verify(message);
@@ -211,40 +223,44 @@ export function encodeModel(g: OnnxGraph, o: OnnxModelOptions): Uint8Array {
   return Model.encode(Model.fromObject(message)).finish();
 }
 
+export interface DecodedGraph {
+  name: string;
+  /** Attribute values as numbers, strings or arrays; subgraphs (If branches) as DecodedGraph. */
+  nodes: { op: string; inputs: string[]; outputs: string[]; attrs: Record<string, unknown> }[];
+  initializers: { name: string; dims: number[]; dtype: number; bytes: number }[];
+  inputs: { name: string; shape: (number | string)[] }[];
+  outputs: { name: string; shape: (number | string)[] }[];
+}
+
 export interface DecodedModel {
   irVersion: number;
   opset: number;
-  graph: {
-    name: string;
-    nodes: { op: string; inputs: string[]; outputs: string[]; attrs: Record<string, unknown> }[];
-    initializers: { name: string; dims: number[]; dtype: number; bytes: number }[];
-    inputs: { name: string; shape: (number | string)[] }[];
-    outputs: { name: string; shape: (number | string)[] }[];
-  };
+  graph: DecodedGraph;
   metadata: Record<string, string>;
+}
+
+/* eslint-disable @typescript-eslint/no-explicit-any */
+function decodeGraph(g: any): DecodedGraph {
+  const shapeOf = (v: any): (number | string)[] => (v.type?.tensor_type?.shape?.dim ?? []).map((d: any) => d.dim_param ?? d.dim_value);
+  const attr = (a: any): unknown => (a.g ? decodeGraph(a.g) : a.ints ?? a.floats ?? a.i ?? a.f ?? (a.s ? new TextDecoder().decode(Uint8Array.from(a.s)) : a.t));
+  return {
+    name: g.name,
+    nodes: (g.node ?? []).map((n: any) => ({ op: n.op_type, inputs: n.input ?? [], outputs: n.output ?? [], attrs: Object.fromEntries((n.attribute ?? []).map((a: any) => [a.name, attr(a)])) })),
+    initializers: (g.initializer ?? []).map((t: any) => ({ name: t.name, dims: t.dims ?? [], dtype: t.data_type, bytes: (t.raw_data ?? []).length })),
+    inputs: (g.input ?? []).map((v: any) => ({ name: v.name, shape: shapeOf(v) })),
+    outputs: (g.output ?? []).map((v: any) => ({ name: v.name, shape: shapeOf(v) })),
+  };
 }
 
 /** Reads an ONNX file back (structure only: initializer sizes, not values). */
 export function decodeModel(bytes: Uint8Array): DecodedModel {
   const Model = schema().lookupType('onnx.ModelProto');
-  const m = Model.toObject(Model.decode(bytes), { longs: Number, bytes: Array, defaults: false }) as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
-  const g = m.graph ?? {};
-  const shapeOf = (v: any): (number | string)[] => (v.type?.tensor_type?.shape?.dim ?? []).map((d: any) => d.dim_param ?? d.dim_value); // eslint-disable-line @typescript-eslint/no-explicit-any
+  const m = Model.toObject(Model.decode(bytes), { longs: Number, bytes: Array, defaults: false }) as Record<string, any>;
   return {
     irVersion: m.ir_version,
     opset: (m.opset_import ?? [])[0]?.version,
-    graph: {
-      name: g.name,
-      nodes: (g.node ?? []).map((n: any) => ({ // eslint-disable-line @typescript-eslint/no-explicit-any
-        op: n.op_type,
-        inputs: n.input ?? [],
-        outputs: n.output ?? [],
-        attrs: Object.fromEntries((n.attribute ?? []).map((a: any) => [a.name, a.ints ?? a.floats ?? a.i ?? a.f ?? (a.s ? new TextDecoder().decode(Uint8Array.from(a.s)) : a.t)])), // eslint-disable-line @typescript-eslint/no-explicit-any
-      })),
-      initializers: (g.initializer ?? []).map((t: any) => ({ name: t.name, dims: t.dims ?? [], dtype: t.data_type, bytes: (t.raw_data ?? []).length })), // eslint-disable-line @typescript-eslint/no-explicit-any
-      inputs: (g.input ?? []).map((v: any) => ({ name: v.name, shape: shapeOf(v) })), // eslint-disable-line @typescript-eslint/no-explicit-any
-      outputs: (g.output ?? []).map((v: any) => ({ name: v.name, shape: shapeOf(v) })), // eslint-disable-line @typescript-eslint/no-explicit-any
-    },
+    graph: decodeGraph(m.graph ?? {}),
     metadata: Object.fromEntries((m.metadata_props ?? []).map((p: { key: string; value: string }) => [p.key, p.value])),
   };
 }
+/* eslint-enable @typescript-eslint/no-explicit-any */

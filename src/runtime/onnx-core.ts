@@ -45,6 +45,18 @@ export interface ManifestStage {
   outputs: string[];
 }
 
+/**
+ * The whole model in one graph per input shape, for one rule: inputs x and
+ * tau (confidence) or patience; outputs prediction, probs, exit_index.
+ */
+export interface ManifestFused {
+  rule: 'confidence' | 'patience';
+  /** Any batch. */
+  batch: string;
+  /** One sample ([1, C, H, W]): no row bookkeeping. */
+  single: string;
+}
+
 export interface Preprocess {
   /** Multiply raw pixels by this (1/255: pixels 0..255 to [0, 1]). */
   scale: number;
@@ -77,6 +89,8 @@ export interface EarlyExitManifest {
   exits: ManifestExit[];
   /** Every graph in the order the runtime runs them. */
   stages: ManifestStage[];
+  /** The one-graph models, when exported with them. */
+  fused?: ManifestFused | null;
   /** Anything else worth knowing (data set, seed, exporter's check). */
   info?: Record<string, unknown>;
 }
@@ -96,7 +110,7 @@ export interface OrtSessionLike {
 }
 export interface OrtModuleLike {
   InferenceSession: { create(model: any, options?: any): Promise<OrtSessionLike> }; // eslint-disable-line @typescript-eslint/no-explicit-any
-  Tensor: new (type: 'float32', data: Float32Array, dims: readonly number[]) => OrtTensorLike;
+  Tensor: new (type: 'float32' | 'int64', data: Float32Array | BigInt64Array, dims: readonly number[]) => OrtTensorLike;
 }
 
 /** Reads one file of the exported model: bytes, or (Node) a path onnxruntime opens itself. */
@@ -176,6 +190,10 @@ export function validateManifest(m: unknown): EarlyExitManifest {
   const costs = o.costs;
   if (!isObj(costs) || !isNumArray(costs.exitCosts, M) || typeof costs.baseCost !== 'number' || !(costs.baseCost > 0)) bad(`costs needs ${M} exitCosts and a baseCost > 0`);
   if (!Array.isArray(o.stages)) bad('stages must be an array');
+  if (o.fused !== undefined && o.fused !== null) {
+    const f = o.fused as Record<string, unknown>;
+    if (!isObj(f) || (f.rule !== 'confidence' && f.rule !== 'patience') || !isFileName(f.batch) || !isFileName(f.single)) bad('fused must name its rule (confidence or patience) and its batch and single .onnx files in the model folder');
+  }
   try {
     checkPolicy(o.policy as ExitPolicy, M);
   } catch (e) {
@@ -246,6 +264,7 @@ export class OnnxEarlyExitRuntime {
     private readonly ort: OrtModuleLike,
     readonly manifest: EarlyExitManifest,
     private readonly sessions: Map<string, OrtSessionLike>,
+    private readonly fused: boolean,
   ) {
     this.numExits = manifest.exits.length;
     this.numClasses = manifest.numClasses;
@@ -259,11 +278,21 @@ export class OnnxEarlyExitRuntime {
     return this.stage(e.graph, e.usesPreviousLogits ? { x: feats, prev_logits: prevLogits as Dense } : { x: feats });
   }
 
-  /** Opens every stage of a validated manifest (sessions are created one by one). */
-  static async load(ort: OrtModuleLike, manifest: unknown, read: ModelFileReader, sessionOptions?: unknown): Promise<OnnxEarlyExitRuntime> {
+  /** Whether run() goes through the one-graph models for this policy and batch. */
+  usesFused(policy: ExitPolicy): boolean {
+    const f = this.manifest.fused;
+    return this.fused && !!f && f.rule === policy.kind;
+  }
+
+  /**
+   * Opens every stage of a validated manifest (sessions are created one by
+   * one), and its one-graph models unless `fused` is false.
+   */
+  static async load(ort: OrtModuleLike, manifest: unknown, read: ModelFileReader, sessionOptions?: unknown, fused = true): Promise<OnnxEarlyExitRuntime> {
     const m = validateManifest(manifest);
     const files = new Set<string>();
     for (const e of m.exits) files.add(e.graph);
+    if (fused && m.fused) files.add(m.fused.batch).add(m.fused.single);
     const sessions = new Map<string, OrtSessionLike>();
     try {
       for (const f of files) {
@@ -277,7 +306,7 @@ export class OnnxEarlyExitRuntime {
         const s = await ort.InferenceSession.create(model, sessionOptions);
         sessions.set(f, s);
       }
-      const rt = new OnnxEarlyExitRuntime(ort, m, sessions);
+      const rt = new OnnxEarlyExitRuntime(ort, m, sessions, fused && !!m.fused);
       rt.checkGraphs();
       return rt;
     } catch (e) {
@@ -297,6 +326,8 @@ export class OnnxEarlyExitRuntime {
         throw new ManifestError(`${file}: graph has inputs [${s.inputNames}] and outputs [${s.outputNames}]; the runtime needs inputs [${inputs}] and outputs [${outputs}]`);
     };
     for (const e of this.manifest.exits) want(e.graph, e.usesPreviousLogits ? ['x', 'prev_logits'] : ['x'], e.kind === 'final' ? ['logits', 'log_probs'] : ['features', 'logits', 'log_probs']);
+    const f = this.manifest.fused;
+    if (this.fused && f) for (const file of [f.batch, f.single]) want(file, ['x', f.rule === 'confidence' ? 'tau' : 'patience'], ['prediction', 'probs', 'exit_index']);
   }
 
   async release(): Promise<void> {
@@ -340,6 +371,7 @@ export class OnnxEarlyExitRuntime {
     checkPolicy(policy, this.numExits);
     const x = this.checkInput(input);
     this.lastTimings = {};
+    if (this.usesFused(policy)) return this.runFused(x, policy);
     const N = x.dims[0];
     const K = this.numClasses;
     const M = this.numExits;
@@ -368,6 +400,31 @@ export class OnnxEarlyExitRuntime {
         feats = out.features;
         prevLogits = out.logits;
       }
+    }
+    return res;
+  }
+
+  /** run() in one session call: the one-sample graph for one image, the batch graph otherwise. */
+  private async runFused(x: Dense, policy: ExitPolicy): Promise<ExitResult> {
+    const f = this.manifest.fused as ManifestFused;
+    const file = x.dims[0] === 1 ? f.single : f.batch;
+    const s = this.sessions.get(file);
+    if (!s) throw new Error(`stage ${file} is not loaded (runtime released?)`);
+    const rule: Record<string, OrtTensorLike> =
+      policy.kind === 'confidence' ? { tau: new this.ort.Tensor('float32', Float32Array.of(policy.tau), []) } : { patience: new this.ort.Tensor('int64', BigInt64Array.of(BigInt(policy.patience)), []) };
+    const t0 = now();
+    const out = await s.run({ x: new this.ort.Tensor('float32', x.data, x.dims), ...rule });
+    this.lastTimings[file] = now() - t0;
+    const N = x.dims[0];
+    const { prediction, probs, exit_index: exitIndex } = out;
+    if (!(prediction.data instanceof BigInt64Array) || !(exitIndex.data instanceof BigInt64Array) || !(probs.data instanceof Float32Array) || probs.data.length !== N * this.numClasses)
+      throw new Error(`${file}: outputs are not the int64 prediction and exit_index and the float32 [${N}, ${this.numClasses}] probs this runtime reads`);
+    const res: ExitResult = { prediction: new Int32Array(N), probs: probs.data, exitIndex: new Int32Array(N), cost: new Float64Array(N) };
+    for (let i = 0; i < N; i++) {
+      const m = Number(exitIndex.data[i]);
+      res.prediction[i] = Number(prediction.data[i]);
+      res.exitIndex[i] = m;
+      res.cost[i] = this.manifest.exits[m].cost;
     }
     return res;
   }

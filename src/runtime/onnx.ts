@@ -1,5 +1,5 @@
 // The ONNX early-exit runtime in Node: reads an exported model folder
-// (manifest.json + one .onnx file per stage) and runs it with
+// (manifest.json, one .onnx file per stage and the one-graph models) and runs it with
 // onnxruntime-node's CPU provider. The algorithm is in onnx-core.ts, shared
 // with the browser demo.
 import * as fs from 'node:fs';
@@ -16,6 +16,8 @@ export interface LoadOnnxOptions {
   threads?: number;
   /** Extra session options, merged over the defaults. */
   sessionOptions?: Record<string, unknown>;
+  /** Run through the model's one-graph files when it has them (default true); false: one session per exit. */
+  fused?: boolean;
 }
 
 /** The onnxruntime-node module, with a clear error when it is not installed. */
@@ -60,5 +62,5 @@ export async function loadOnnxEarlyExit(dir: string, o: LoadOnnxOptions = {}): P
     const p = path.join(dir, f);
     if (!fs.existsSync(p)) throw new Error(`${p} is missing (listed in the manifest)`);
     return new Uint8Array(fs.readFileSync(p));
-  }, sessionOptions);
+  }, sessionOptions, o.fused ?? true);
 }

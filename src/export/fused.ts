@@ -1,0 +1,244 @@
+// One ONNX graph for the whole early-exit model: the exit graphs (segment +
+// head each) composed with the ensemble, the exit rule and the row
+// bookkeeping, so that onnxruntime runs an input in one session call. With
+// one session per exit, onnxruntime paid ~0.1 ms of session overhead per exit
+// at batch 1 and ~2 ms of layout reorders and unfused boundary ops per exit
+// at batch 128 (the early exit was slower than the plain backbone there).
+//
+// After exit m an If node holds everything that follows, entered only while
+// a sample runs; the branches nest one per exit. Two shapes of graph:
+// - batch: the rows that leave exit m are scattered into the outputs
+//   (ScatterND), the others kept (Compress) for the If;
+// - one sample: no rows at all, the If's condition is the rule itself (a
+//   third of the nodes per exit, which is what a sample pays at batch 1).
+// One graph serves one rule (confidence: input tau; patience: input
+// patience). The ensemble runs in float64 and the probabilities are exp'd in
+// float64 and rounded to float32, as the JS combiner and the offline
+// evaluator compute them, so the rule sees the same float32 numbers and
+// decides the same way.
+import type { CombineKind } from '../exits/combine';
+import type { AttrValue, OnnxGraph, OnnxNode, OnnxTensor, OnnxValueInfo } from './onnx-proto';
+
+export type FusedRule = 'confidence' | 'patience';
+export const FUSED_OUTPUTS = ['prediction', 'probs', 'exit_index'] as const;
+/** The rule's input: a float32 scalar tau, or an int64 scalar patience. */
+export const ruleInput = (rule: FusedRule): string => (rule === 'confidence' ? 'tau' : 'patience');
+
+export interface FuseOptions {
+  /** Exit m's graph: x [, prev_logits] -> [features,] logits, log_probs (export.ts). */
+  exits: OnnxGraph[];
+  usesPreviousLogits: boolean[];
+  numClasses: number;
+  /** The ensembles as numbers (ExitCombinerSpec's weights and biases), or null to answer with each exit's own head. */
+  ensemble: { kind: CombineKind; weights: ArrayLike<number>[]; bias: (ArrayLike<number> | null)[] } | null;
+  /** The image input's value info (x of exit 0). */
+  input: OnnxValueInfo;
+  rule: FusedRule;
+  /** A graph for one sample at a time (x is [1, C, H, W]) instead of any batch. */
+  single?: boolean;
+}
+
+const FLOAT = 1;
+const DOUBLE = 11;
+
+function raw(a: Float32Array | Float64Array | BigInt64Array): Uint8Array {
+  return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+}
+const int64Value = (v: number): OnnxTensor => ({ name: 'value', dtype: 'int64', dims: [1], raw: raw(BigInt64Array.from([BigInt(v)])) });
+
+/** The nodes and constants of one graph level (the main graph or an If branch). */
+class Level {
+  readonly nodes: OnnxNode[] = [];
+  readonly initializers: OnnxTensor[] = [];
+  constructor(readonly name: string, private readonly names: { n: number }) {}
+
+  fresh(hint: string): string {
+    return `${this.name}/${hint}_${this.names.n++}`;
+  }
+  op(op: string, inputs: string[], attrs?: Record<string, AttrValue>, hint = op.toLowerCase()): string {
+    return this.ops(op, inputs, 1, attrs, hint)[0];
+  }
+  ops(op: string, inputs: string[], outputs: number, attrs?: Record<string, AttrValue>, hint = op.toLowerCase()): string[] {
+    const out = Array.from({ length: outputs }, () => this.fresh(hint));
+    this.nodes.push({ op, inputs, outputs: out, attrs, name: this.fresh(op) });
+    return out;
+  }
+  constant(hint: string, dtype: 'float64' | 'int64', dims: number[], values: ArrayLike<number>): string {
+    const name = this.fresh(hint);
+    const data = dtype === 'float64' ? Float64Array.from(values) : BigInt64Array.from(Array.from(values, (v) => BigInt(v)));
+    this.initializers.push({ name, dtype, dims, raw: raw(data) });
+    return name;
+  }
+  sub(name: string): Level {
+    return new Level(name, this.names);
+  }
+  graph(outputs: OnnxValueInfo[]): OnnxGraph {
+    return { name: this.name, nodes: this.nodes, initializers: this.initializers, inputs: [], outputs };
+  }
+}
+
+/** What runs on from one exit to the next (one row per running sample in the batch graph). */
+interface Running {
+  x: string;
+  prevLogits?: string;
+  /** Member log-probabilities so far in float64: [n, m, K] (batch) or [m, K] (one sample). */
+  members?: string;
+  lastArg?: string;
+  streak?: string;
+  /** Batch graph: the running rows' batch positions and the outputs so far ([N], [N, K], [N]). */
+  rows?: string;
+  prediction?: string;
+  probs?: string;
+  exitIndex?: string;
+}
+
+/** Composes the exit graphs into one graph: x and the rule's input -> prediction, probs, exit_index. */
+export function fuseExitGraphs(o: FuseOptions): OnnxGraph {
+  const M = o.exits.length;
+  const K = o.numClasses;
+  const single = o.single === true;
+  if (M < 1 || o.usesPreviousLogits.length !== M) throw new Error(`fuseExitGraphs: ${M} graphs, ${o.usesPreviousLogits.length} cascade flags`);
+  if (o.ensemble && o.ensemble.weights.length !== M) throw new Error(`fuseExitGraphs: ensemble weights for ${o.ensemble.weights.length} exits, ${M} graphs`);
+  const counter = { n: 0 };
+  const top = new Level('fused', counter);
+  // Shared constants of the main graph, made when first used (onnxruntime warns about unused ones).
+  const SHARED = { one: [[], 1], zero: [[], 0], axis0: [[1], 0], axis1: [[1], 1] } as const;
+  const made = new Map<keyof typeof SHARED, string>();
+  const c = (k: keyof typeof SHARED): string => {
+    if (!made.has(k)) made.set(k, top.constant(k, 'int64', [...SHARED[k][0]], [SHARED[k][1]]));
+    return made.get(k) as string;
+  };
+
+  const threshold = ruleInput(o.rule);
+  const outInfo = (names: readonly string[]): OnnxValueInfo[] =>
+    [
+      { name: '', dtype: 'int64' as const, shape: ['N'] },
+      { name: '', dtype: 'float32' as const, shape: ['N', K] },
+      { name: '', dtype: 'int64' as const, shape: ['N'] },
+    ].map((v, i) => ({ ...v, name: names[i] }));
+  const identities = (L: Level, from: string[], to: readonly string[]): void => from.forEach((v, i) => L.nodes.push({ op: 'Identity', inputs: [v], outputs: [to[i]], name: L.fresh('Identity') }));
+
+  let start: Running = { x: 'x' };
+  if (!single) {
+    const N1 = top.op('Shape', ['x'], { start: 0, end: 1 }, 'batch');
+    const N = top.op('Squeeze', [N1, c('axis0')], undefined, 'n');
+    const zeros = (hint: string, shape: string, dtype: 'float32' | 'int64'): string =>
+      top.op('ConstantOfShape', [shape], { value: { name: 'value', dtype, dims: [1], raw: raw(dtype === 'float32' ? new Float32Array(1) : new BigInt64Array(1)) } }, hint);
+    const NK = top.op('Concat', [N1, top.constant('classes', 'int64', [1], [K])], { axis: 0 }, 'nk');
+    start = { x: 'x', rows: top.op('Range', [c('zero'), N, c('one')], undefined, 'rows'), prediction: zeros('prediction0', N1, 'int64'), probs: zeros('probs0', NK, 'float32'), exitIndex: zeros('exit0', N1, 'int64') };
+  }
+
+  /** Exit m's probabilities from its log-probabilities and the members so far. */
+  const ensemble = (L: Level, m: number, logProbs: string, s: Running): { probs: string; members?: string } => {
+    let logq = logProbs;
+    let members: string | undefined;
+    const ens = o.ensemble;
+    if (ens) {
+      const lpd = L.op('Cast', [logProbs], { to: DOUBLE });
+      // One sample: members [m + 1, K] and a Gemm; a batch: [n, m + 1, K] and a broadcast MatMul.
+      const member = single ? lpd : L.op('Unsqueeze', [lpd, c('axis1')]);
+      members = s.members ? L.op('Concat', [s.members, member], { axis: single ? 0 : 1 }, 'members') : member;
+      const w = L.constant(`w${m}`, 'float64', [1, m + 1], ens.weights[m]);
+      const geometric = ens.kind === 'geometric';
+      const terms = geometric ? members : L.op('Exp', [members]);
+      const b = ens.bias[m] ? L.constant(`b${m}`, 'float64', [K], geometric ? (ens.bias[m] as ArrayLike<number>) : Array.from(ens.bias[m] as ArrayLike<number>, Math.exp)) : null;
+      let z: string;
+      if (single) z = L.op('Gemm', b ? [w, terms, b] : [w, terms]);
+      else {
+        z = L.op('Squeeze', [L.op('MatMul', [w, terms]), c('axis1')]);
+        if (b) z = L.op('Add', [z, b]);
+      }
+      const lq = geometric ? L.op('LogSoftmax', [z], { axis: 1 }) : L.op('Log', [L.op('Div', [z, L.op('ReduceSum', [z, c('axis1')], { keepdims: 1 })])]);
+      logq = L.op('Cast', [lq], { to: FLOAT }, 'logq');
+    }
+    return { probs: L.op('Cast', [L.op('Exp', [L.op('Cast', [logq], { to: DOUBLE })])], { to: FLOAT }, 'p'), members };
+  };
+
+  /** The rule on exit m's probabilities: which samples leave, with the answer and the rule's state. */
+  const decide = (L: Level, probs: string, s: Running): { leave: string; arg: string; streak?: string } => {
+    // TopK (k = 1) gives the maximum and its first index in one node, as argmaxRows picks.
+    const [top1, idx] = L.ops('TopK', [probs, L.constant('k', 'int64', [1], [1])], 2, { axis: 1 }, 'top');
+    const arg = single ? L.op('Reshape', [idx, L.constant('shape1', 'int64', [1], [1])], undefined, 'arg') : L.op('Squeeze', [idx, c('axis1')], undefined, 'arg');
+    if (o.rule === 'confidence') {
+      const conf = single ? L.op('Reshape', [top1, L.constant('shape1', 'int64', [1], [1])]) : L.op('Squeeze', [top1, c('axis1')]);
+      return { leave: L.op('Greater', [conf, threshold], undefined, 'leave'), arg };
+    }
+    const streak = s.streak
+      ? L.op('Where', [L.op('Equal', [arg, s.lastArg as string]), L.op('Add', [s.streak, c('one')]), c('one')], undefined, 'streak')
+      : L.op('ConstantOfShape', [L.op('Shape', [arg])], { value: int64Value(1) }, 'streak');
+    return { leave: L.op('GreaterOrEqual', [streak, threshold], undefined, 'leave'), arg, streak };
+  };
+
+  // Exit m's nodes into level L, then (unless it is the last) an If over the rest; its results named `out`.
+  const emit = (m: number, L: Level, s: Running, out: readonly string[]): void => {
+    const g = o.exits[m];
+    const final = m === M - 1;
+    const prefix = `e${m}/`;
+    const rename = (v: string): string => (v === '' ? v : v === 'x' ? s.x : v === 'prev_logits' ? (s.prevLogits as string) : prefix + v);
+    g.nodes.forEach((n, i) => L.nodes.push({ ...n, name: prefix + (n.name ?? `${n.op}_${i}`), inputs: n.inputs.map(rename), outputs: n.outputs.map(rename) }));
+    for (const t of g.initializers) L.initializers.push({ ...t, name: prefix + t.name });
+    const { probs, members } = ensemble(L, m, prefix + 'log_probs', s);
+    const exitIs = (shapeOf: string): string => L.op('ConstantOfShape', [L.op('Shape', [shapeOf])], { value: int64Value(m) }, 'exit');
+
+    if (single) {
+      // One sample: the If's condition is the rule; leaving answers with this exit.
+      const arg = final ? L.op('Reshape', [L.ops('TopK', [probs, L.constant('k', 'int64', [1], [1])], 2, { axis: 1 }, 'top')[1], L.constant('shape1', 'int64', [1], [1])], undefined, 'arg') : '';
+      if (final) return identities(L, [arg, probs, exitIs(arg)], out);
+      const d = decide(L, probs, s);
+      const leaveLevel = L.sub(`leave_${m}`);
+      const leaveOut = FUSED_OUTPUTS.map((n) => leaveLevel.fresh(n));
+      identities(leaveLevel, [d.arg, probs], leaveOut);
+      leaveLevel.nodes.push({ op: 'ConstantOfShape', inputs: [leaveLevel.constant('shape1', 'int64', [1], [1])], outputs: [leaveOut[2]], attrs: { value: int64Value(m) }, name: leaveLevel.fresh('ConstantOfShape') });
+      const runLevel = L.sub(`exit_${m + 1}`);
+      const runOut = FUSED_OUTPUTS.map((n) => runLevel.fresh(n));
+      emit(m + 1, runLevel, { x: prefix + 'features', prevLogits: o.usesPreviousLogits[m + 1] ? prefix + 'logits' : undefined, members, lastArg: d.arg, streak: d.streak }, runOut);
+      L.nodes.push({ op: 'If', inputs: [d.leave], outputs: [...out], name: L.fresh('If'), attrs: { then_branch: { graph: leaveLevel.graph(outInfo(leaveOut)) }, else_branch: { graph: runLevel.graph(outInfo(runOut)) } } });
+      return;
+    }
+
+    // A batch: scatter the rows that leave into the outputs, keep the rest.
+    const scatter = (leaving: string | null): string[] => {
+      const rows = s.rows as string;
+      const idx = leaving ? L.op('Compress', [rows, leaving], { axis: 0 }, 'leaving') : rows;
+      const at = L.op('Unsqueeze', [idx, c('axis1')], undefined, 'at');
+      const pick = (v: string): string => (leaving ? L.op('Compress', [v, leaving], { axis: 0 }) : v);
+      return [
+        L.op('ScatterND', [s.prediction as string, at, pick(arg)], undefined, 'prediction'),
+        L.op('ScatterND', [s.probs as string, at, pick(probs)], undefined, 'probs'),
+        L.op('ScatterND', [s.exitIndex as string, at, exitIs(idx)], undefined, 'exit_index'),
+      ];
+    };
+    const d = final ? null : decide(L, probs, s);
+    const arg = d ? d.arg : L.op('ArgMax', [probs], { axis: 1, keepdims: 0 }, 'arg');
+    if (!d) return identities(L, scatter(null), out);
+    const answers = scatter(d.leave);
+    const stay = L.op('Not', [d.leave], undefined, 'stay');
+    const keep = (v: string): string => L.op('Compress', [v, stay], { axis: 0 }, 'kept');
+    const next: Running = {
+      x: keep(prefix + 'features'),
+      rows: keep(s.rows as string),
+      prevLogits: o.usesPreviousLogits[m + 1] ? keep(prefix + 'logits') : undefined,
+      members: members ? keep(members) : undefined,
+      lastArg: d.streak ? keep(arg) : undefined,
+      streak: d.streak ? keep(d.streak) : undefined,
+      prediction: answers[0],
+      probs: answers[1],
+      exitIndex: answers[2],
+    };
+    const more = L.op('Greater', [L.op('Size', [next.rows as string]), c('zero')], undefined, 'more');
+    const runLevel = L.sub(`exit_${m + 1}`);
+    const runOut = FUSED_OUTPUTS.map((n) => runLevel.fresh(n));
+    emit(m + 1, runLevel, next, runOut);
+    const doneLevel = L.sub(`done_${m}`);
+    const doneOut = FUSED_OUTPUTS.map((n) => doneLevel.fresh(n));
+    identities(doneLevel, answers, doneOut);
+    L.nodes.push({ op: 'If', inputs: [more], outputs: [...out], name: L.fresh('If'), attrs: { then_branch: { graph: runLevel.graph(outInfo(runOut)) }, else_branch: { graph: doneLevel.graph(outInfo(doneOut)) } } });
+  };
+
+  emit(0, top, start, FUSED_OUTPUTS);
+  const g = top.graph(outInfo(FUSED_OUTPUTS));
+  const x = { ...o.input, name: 'x', shape: single ? [1, ...o.input.shape.slice(1)] : o.input.shape };
+  g.inputs = [x, o.rule === 'confidence' ? { name: 'tau', dtype: 'float32', shape: [] } : { name: 'patience', dtype: 'int64', shape: [] }];
+  g.docString = `ztw early-exit model in one graph (${o.rule} rule, ${single ? 'one sample' : 'any batch'}): x, ${threshold} -> prediction, probs, exit_index`;
+  return g;
+}
