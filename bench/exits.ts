@@ -167,6 +167,7 @@ const cli = new Command()
   .option('--threads <n>', 'threads', '2')
   .option('--repeats <n>', 'timed repeats (median)', '3')
   .option('--no-onnx', 'skip the onnxruntime rows')
+  .option('--onnx-staged', 'also time the onnxruntime runtime with one session per exit (rows "onnxruntime-staged")')
   .option('--breakdown', 'also time the backbone steps and the heads inside the libtorch runtime (ms per sample), and the segment-time fraction (the time a runtime with no overhead would take)')
   .parse();
 const o = cli.opts();
@@ -221,26 +222,31 @@ const o = cli.opts();
       // backbone is the same backbone exported without heads.
       const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ztw-bench-onnx-'));
       exportEarlyExit({ net, ensembles, outDir: path.join(tmp, 'exits'), costs });
-      exportEarlyExit({ net: new EarlyExitNetwork(net.backbone, { taps: [] }), outDir: path.join(tmp, 'plain') });
-      const ortExits = await loadOnnxEarlyExit(path.join(tmp, 'exits'), { threads: Number(o.threads) });
-      const ortPlain = await loadOnnxEarlyExit(path.join(tmp, 'plain'), { threads: Number(o.threads) });
+      exportEarlyExit({ net: new EarlyExitNetwork(net.backbone, { taps: [] }), outDir: path.join(tmp, 'plain'), fused: false });
+      // The one-graph models (the default), and on request one session per exit.
+      const variants = [{ name: 'onnxruntime', fused: true }, ...(o.onnxStaged ? [{ name: 'onnxruntime-staged', fused: false }] : [])];
+      const ortExits = await Promise.all(variants.map((v) => loadOnnxEarlyExit(path.join(tmp, 'exits'), { threads: Number(o.threads), fused: v.fused })));
+      const ortPlain = await loadOnnxEarlyExit(path.join(tmp, 'plain'), { threads: Number(o.threads), fused: false });
       const inputs = batches.map((b) => ({ data: b.x.data() as Float32Array, dims: b.x.shape, y: b.y }));
-      const ortTimes = await interleavedTimes(taus.length + 1, Number(o.repeats), slices, async (c, s) => {
-        for (const i of sliceOf(inputs, slices, s)) await (c === 0 ? ortPlain.run(i, { kind: 'confidence', tau: 2 }) : ortExits.run(i, { kind: 'confidence', tau: taus[c - 1] }));
+      const ortTimes = await interleavedTimes(variants.length * taus.length + 1, Number(o.repeats), slices, async (c, s) => {
+        const rt = ortExits[Math.floor((c - 1) / taus.length)];
+        for (const i of sliceOf(inputs, slices, s)) await (c === 0 ? ortPlain.run(i, { kind: 'confidence', tau: 2 }) : rt.run(i, { kind: 'confidence', tau: taus[(c - 1) % taus.length] }));
       });
-      for (const [k, tau] of taus.entries()) {
-        let cost = 0;
-        let correct = 0;
-        for (const i of inputs) {
-          const r = await ortExits.run(i, { kind: 'confidence', tau });
-          r.cost.forEach((c) => (cost += c));
-          r.prediction.forEach((p, k) => (correct += p === i.y[k] ? 1 : 0));
+      for (const [v, variant] of variants.entries())
+        for (const [k, tau] of taus.entries()) {
+          let cost = 0;
+          let correct = 0;
+          for (const i of inputs) {
+            const r = await ortExits[v].run(i, { kind: 'confidence', tau });
+            r.cost.forEach((c) => (cost += c));
+            r.prediction.forEach((p, k) => (correct += p === i.y[k] ? 1 : 0));
+          }
+          const { fraction, plain: plainOrt, t } = timeFraction(ortTimes, v * taus.length + k + 1);
+          const row = { runtime: variant.name, batch, tau, cost_fraction: round(cost / n / costs.baseCost, 3), time_fraction: round(fraction, 3), accuracy: round((100 * correct) / n, 2), plain_ms_per_sample: round((1000 * plainOrt) / n, 3), exit_ms_per_sample: round((1000 * t) / n, 3) };
+          rows.push(row);
+          if (!o.json) process.stderr.write(`${variant.name} batch ${batch} tau ${tau}: cost ${row.cost_fraction}, time ${row.time_fraction}, acc ${row.accuracy}%\n`);
         }
-        const { fraction, plain: plainOrt, t } = timeFraction(ortTimes, k + 1);
-        const row = { runtime: 'onnxruntime', batch, tau, cost_fraction: round(cost / n / costs.baseCost, 3), time_fraction: round(fraction, 3), accuracy: round((100 * correct) / n, 2), plain_ms_per_sample: round((1000 * plainOrt) / n, 3), exit_ms_per_sample: round((1000 * t) / n, 3) };
-        rows.push(row);
-        if (!o.json) process.stderr.write(`onnxruntime batch ${batch} tau ${tau}: cost ${row.cost_fraction}, time ${row.time_fraction}, acc ${row.accuracy}%\n`);
-      }
+      await Promise.all([...ortExits, ortPlain].map((r) => r.release()));
       fs.rmSync(tmp, { recursive: true, force: true });
     }
     for (const b of batches) b.x.dispose();

@@ -1,7 +1,7 @@
 // The early-exit demo: onnxruntime-web (global `ort`, from /ort/) runs the
 // exported stages through the same runtime core as Node (/lib/onnx-core.js,
 // served from the compiled TypeScript). Plain ES module, no build step.
-import { OnnxEarlyExitRuntime, preprocessPixels } from '/lib/onnx-core.js';
+import { OnnxEarlyExitRuntime, graphFiles, preprocessPixels } from '/lib/onnx-core.js';
 
 const $ = (id) => document.getElementById(id);
 const ort = globalThis.ort;
@@ -260,7 +260,7 @@ async function main() {
   state.rt = rt;
   state.manifest = rt.manifest;
   const m = rt.manifest;
-  $('model-info').textContent = `${m.arch}${m.method ? ` · ${m.method}` : ''}${m.ensemble ? ` (${m.ensemble} ensemble)` : ''} · ${m.exits.length} exits · ${m.numClasses} classes · ${m.stages.length} ONNX graphs loaded in ${(performance.now() - t0).toFixed(0)} ms`;
+  $('model-info').textContent = `${m.arch}${m.method ? ` · ${m.method}` : ''}${m.ensemble ? ` (${m.ensemble} ensemble)` : ''} · ${m.exits.length} exits · ${m.numClasses} classes · ${graphFiles(m).size} ONNX graphs (${m.stages.length} exits${m.fused ? ' and the one-graph models' : ''}) loaded in ${(performance.now() - t0).toFixed(0)} ms`;
 
   state.tau = m.policy.kind === 'confidence' ? Math.min(1, m.policy.tau) : 0.9;
   $('tau').value = String(state.tau);

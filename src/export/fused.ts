@@ -12,10 +12,13 @@
 // - one sample: no rows at all, the If's condition is the rule itself (a
 //   third of the nodes per exit, which is what a sample pays at batch 1).
 // One graph serves one rule (confidence: input tau; patience: input
-// patience). The ensemble runs in float64 and the probabilities are exp'd in
-// float64 and rounded to float32, as the JS combiner and the offline
-// evaluator compute them, so the rule sees the same float32 numbers and
-// decides the same way.
+// patience). At batch 1 onnxruntime's cost is per node, so an exit's
+// decision is kept to a few: the ensemble in float32 (a Gemm), the rule on
+// log q (max log q > log tau: no exp for a sample that goes on). The answers
+// equal the per-exit runtime's up to float32 rounding (the JS combiner sums
+// in float64), which can move a decision only at a tie with tau; the exit
+// graphs inside are optimised by onnxruntime in another context than the
+// per-exit files, and differ from them by as much (~1e-7).
 import type { CombineKind } from '../exits/combine';
 import type { AttrValue, OnnxGraph, OnnxNode, OnnxTensor, OnnxValueInfo } from './onnx-proto';
 
@@ -38,10 +41,7 @@ export interface FuseOptions {
   single?: boolean;
 }
 
-const FLOAT = 1;
-const DOUBLE = 11;
-
-function raw(a: Float32Array | Float64Array | BigInt64Array): Uint8Array {
+function raw(a: Float32Array | BigInt64Array): Uint8Array {
   return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
 }
 const int64Value = (v: number): OnnxTensor => ({ name: 'value', dtype: 'int64', dims: [1], raw: raw(BigInt64Array.from([BigInt(v)])) });
@@ -63,9 +63,9 @@ class Level {
     this.nodes.push({ op, inputs, outputs: out, attrs, name: this.fresh(op) });
     return out;
   }
-  constant(hint: string, dtype: 'float64' | 'int64', dims: number[], values: ArrayLike<number>): string {
+  constant(hint: string, dtype: 'float32' | 'int64', dims: number[], values: ArrayLike<number>): string {
     const name = this.fresh(hint);
-    const data = dtype === 'float64' ? Float64Array.from(values) : BigInt64Array.from(Array.from(values, (v) => BigInt(v)));
+    const data = dtype === 'float32' ? Float32Array.from(values) : BigInt64Array.from(Array.from(values, (v) => BigInt(v)));
     this.initializers.push({ name, dtype, dims, raw: raw(data) });
     return name;
   }
@@ -103,9 +103,9 @@ export function fuseExitGraphs(o: FuseOptions): OnnxGraph {
   const top = new Level('fused', counter);
   // Shared constants of the main graph, made when first used (onnxruntime warns about unused ones).
   const SHARED = { one: [[], 1], zero: [[], 0], axis0: [[1], 0], axis1: [[1], 1] } as const;
-  const made = new Map<keyof typeof SHARED, string>();
-  const c = (k: keyof typeof SHARED): string => {
-    if (!made.has(k)) made.set(k, top.constant(k, 'int64', [...SHARED[k][0]], [SHARED[k][1]]));
+  const made = new Map<string, string>();
+  const c = (k: keyof typeof SHARED | 'logTau'): string => {
+    if (!made.has(k)) made.set(k, k === 'logTau' ? top.op('Log', ['tau'], undefined, 'log_tau') : top.constant(k, 'int64', [...SHARED[k][0]], [SHARED[k][1]]));
     return made.get(k) as string;
   };
 
@@ -116,7 +116,6 @@ export function fuseExitGraphs(o: FuseOptions): OnnxGraph {
       { name: '', dtype: 'float32' as const, shape: ['N', K] },
       { name: '', dtype: 'int64' as const, shape: ['N'] },
     ].map((v, i) => ({ ...v, name: names[i] }));
-  const identities = (L: Level, from: string[], to: readonly string[]): void => from.forEach((v, i) => L.nodes.push({ op: 'Identity', inputs: [v], outputs: [to[i]], name: L.fresh('Identity') }));
 
   let start: Running = { x: 'x' };
   if (!single) {
@@ -128,75 +127,77 @@ export function fuseExitGraphs(o: FuseOptions): OnnxGraph {
     start = { x: 'x', rows: top.op('Range', [c('zero'), N, c('one')], undefined, 'rows'), prediction: zeros('prediction0', N1, 'int64'), probs: zeros('probs0', NK, 'float32'), exitIndex: zeros('exit0', N1, 'int64') };
   }
 
-  /** Exit m's probabilities from its log-probabilities and the members so far. */
-  const ensemble = (L: Level, m: number, logProbs: string, s: Running): { probs: string; members?: string } => {
-    let logq = logProbs;
-    let members: string | undefined;
+  /** Exit m's log q (ensembled, or its own log-probabilities) and the members so far. */
+  const ensemble = (L: Level, m: number, logProbs: string, s: Running): { logq: string; members?: string } => {
     const ens = o.ensemble;
-    if (ens) {
-      const lpd = L.op('Cast', [logProbs], { to: DOUBLE });
-      // One sample: members [m + 1, K] and a Gemm; a batch: [n, m + 1, K] and a broadcast MatMul.
-      const member = single ? lpd : L.op('Unsqueeze', [lpd, c('axis1')]);
-      members = s.members ? L.op('Concat', [s.members, member], { axis: single ? 0 : 1 }, 'members') : member;
-      const w = L.constant(`w${m}`, 'float64', [1, m + 1], ens.weights[m]);
-      const geometric = ens.kind === 'geometric';
-      const terms = geometric ? members : L.op('Exp', [members]);
-      const b = ens.bias[m] ? L.constant(`b${m}`, 'float64', [K], geometric ? (ens.bias[m] as ArrayLike<number>) : Array.from(ens.bias[m] as ArrayLike<number>, Math.exp)) : null;
-      let z: string;
-      if (single) z = L.op('Gemm', b ? [w, terms, b] : [w, terms]);
-      else {
-        z = L.op('Squeeze', [L.op('MatMul', [w, terms]), c('axis1')]);
-        if (b) z = L.op('Add', [z, b]);
-      }
-      const lq = geometric ? L.op('LogSoftmax', [z], { axis: 1 }) : L.op('Log', [L.op('Div', [z, L.op('ReduceSum', [z, c('axis1')], { keepdims: 1 })])]);
-      logq = L.op('Cast', [lq], { to: FLOAT }, 'logq');
+    if (!ens) return { logq: logProbs };
+    // One sample: members [m + 1, K] and a Gemm; a batch: [n, m + 1, K] and a broadcast MatMul.
+    const member = single ? logProbs : L.op('Unsqueeze', [logProbs, c('axis1')]);
+    const members = s.members ? L.op('Concat', [s.members, member], { axis: single ? 0 : 1 }, 'members') : member;
+    const w = L.constant(`w${m}`, 'float32', [1, m + 1], ens.weights[m]);
+    const geometric = ens.kind === 'geometric';
+    const terms = geometric ? members : L.op('Exp', [members]);
+    const bias = ens.bias[m];
+    const b = bias ? L.constant(`b${m}`, 'float32', [K], geometric ? bias : Array.from(bias, Math.exp)) : null;
+    let z: string;
+    if (single) z = L.op('Gemm', b ? [w, terms, b] : [w, terms]);
+    else {
+      z = L.op('Squeeze', [L.op('MatMul', [w, terms]), c('axis1')]);
+      if (b) z = L.op('Add', [z, b]);
     }
-    return { probs: L.op('Cast', [L.op('Exp', [L.op('Cast', [logq], { to: DOUBLE })])], { to: FLOAT }, 'p'), members };
+    const logq = geometric ? L.op('LogSoftmax', [z], { axis: 1 }, 'logq') : L.op('Log', [L.op('Div', [z, L.op('ReduceSum', [z, c('axis1')], { keepdims: 1 })])], undefined, 'logq');
+    return { logq, members };
   };
 
-  /** The rule on exit m's probabilities: which samples leave, with the answer and the rule's state. */
-  const decide = (L: Level, probs: string, s: Running): { leave: string; arg: string; streak?: string } => {
-    // TopK (k = 1) gives the maximum and its first index in one node, as argmaxRows picks.
-    const [top1, idx] = L.ops('TopK', [probs, L.constant('k', 'int64', [1], [1])], 2, { axis: 1 }, 'top');
-    const arg = single ? L.op('Reshape', [idx, L.constant('shape1', 'int64', [1], [1])], undefined, 'arg') : L.op('Squeeze', [idx, c('axis1')], undefined, 'arg');
-    if (o.rule === 'confidence') {
-      const conf = single ? L.op('Reshape', [top1, L.constant('shape1', 'int64', [1], [1])]) : L.op('Squeeze', [top1, c('axis1')]);
-      return { leave: L.op('Greater', [conf, threshold], undefined, 'leave'), arg };
-    }
+  /**
+   * The rule on exit m's log q: which samples leave, the answer and the
+   * rule's state. TopK (k = 1) gives the maximum and its first index in one
+   * node, as argmaxRows picks; the confidence rule compares log q with
+   * log(tau), so only the samples that leave pay for the exp.
+   */
+  const decide = (L: Level, logq: string, s: Running): { leave: string; arg: string; streak?: string } => {
+    const [top1, idx] = L.ops('TopK', [logq, L.constant('k', 'int64', [1], [1])], 2, { axis: 1 }, 'top');
+    // One sample keeps [1, 1] (an If takes any one-element condition); a batch needs [n] for Compress.
+    const arg = single ? idx : L.op('Squeeze', [idx, c('axis1')], undefined, 'arg');
+    if (o.rule === 'confidence') return { leave: L.op('Greater', [single ? top1 : L.op('Squeeze', [top1, c('axis1')]), c('logTau')], undefined, 'leave'), arg };
     const streak = s.streak
       ? L.op('Where', [L.op('Equal', [arg, s.lastArg as string]), L.op('Add', [s.streak, c('one')]), c('one')], undefined, 'streak')
       : L.op('ConstantOfShape', [L.op('Shape', [arg])], { value: int64Value(1) }, 'streak');
     return { leave: L.op('GreaterOrEqual', [streak, threshold], undefined, 'leave'), arg, streak };
   };
 
-  // Exit m's nodes into level L, then (unless it is the last) an If over the rest; its results named `out`.
-  const emit = (m: number, L: Level, s: Running, out: readonly string[]): void => {
+  // Exit m's nodes into level L, then (unless it is the last) an If over the rest; returns its results' names in L.
+  const emit = (m: number, L: Level, s: Running): string[] => {
     const g = o.exits[m];
     const final = m === M - 1;
     const prefix = `e${m}/`;
     const rename = (v: string): string => (v === '' ? v : v === 'x' ? s.x : v === 'prev_logits' ? (s.prevLogits as string) : prefix + v);
     g.nodes.forEach((n, i) => L.nodes.push({ ...n, name: prefix + (n.name ?? `${n.op}_${i}`), inputs: n.inputs.map(rename), outputs: n.outputs.map(rename) }));
     for (const t of g.initializers) L.initializers.push({ ...t, name: prefix + t.name });
-    const { probs, members } = ensemble(L, m, prefix + 'log_probs', s);
-    const exitIs = (shapeOf: string): string => L.op('ConstantOfShape', [L.op('Shape', [shapeOf])], { value: int64Value(m) }, 'exit');
+    const { logq, members } = ensemble(L, m, prefix + 'log_probs', s);
+    const ifNode = (cond: string, then: Level, thenOut: string[], otherwise: Level, elseOut: string[]): string[] => {
+      const out = FUSED_OUTPUTS.map((n) => L.fresh(n));
+      L.nodes.push({ op: 'If', inputs: [cond], outputs: out, name: L.fresh('If'), attrs: { then_branch: { graph: then.graph(outInfo(thenOut)) }, else_branch: { graph: otherwise.graph(outInfo(elseOut)) } } });
+      return out;
+    };
 
     if (single) {
       // One sample: the If's condition is the rule; leaving answers with this exit.
-      const arg = final ? L.op('Reshape', [L.ops('TopK', [probs, L.constant('k', 'int64', [1], [1])], 2, { axis: 1 }, 'top')[1], L.constant('shape1', 'int64', [1], [1])], undefined, 'arg') : '';
-      if (final) return identities(L, [arg, probs, exitIs(arg)], out);
-      const d = decide(L, probs, s);
-      const leaveLevel = L.sub(`leave_${m}`);
-      const leaveOut = FUSED_OUTPUTS.map((n) => leaveLevel.fresh(n));
-      identities(leaveLevel, [d.arg, probs], leaveOut);
-      leaveLevel.nodes.push({ op: 'ConstantOfShape', inputs: [leaveLevel.constant('shape1', 'int64', [1], [1])], outputs: [leaveOut[2]], attrs: { value: int64Value(m) }, name: leaveLevel.fresh('ConstantOfShape') });
-      const runLevel = L.sub(`exit_${m + 1}`);
-      const runOut = FUSED_OUTPUTS.map((n) => runLevel.fresh(n));
-      emit(m + 1, runLevel, { x: prefix + 'features', prevLogits: o.usesPreviousLogits[m + 1] ? prefix + 'logits' : undefined, members, lastArg: d.arg, streak: d.streak }, runOut);
-      L.nodes.push({ op: 'If', inputs: [d.leave], outputs: [...out], name: L.fresh('If'), attrs: { then_branch: { graph: leaveLevel.graph(outInfo(leaveOut)) }, else_branch: { graph: runLevel.graph(outInfo(runOut)) } } });
-      return;
+      const answer = (A: Level, arg: string): string[] => {
+        const one = A.constant('shape1', 'int64', [1], [1]);
+        return [A.op('Reshape', [arg, one], undefined, 'prediction'), A.op('Exp', [logq], undefined, 'probs'), A.op('ConstantOfShape', [one], { value: int64Value(m) }, 'exit_index')];
+      };
+      if (final) return answer(L, L.ops('TopK', [logq, L.constant('k', 'int64', [1], [1])], 2, { axis: 1 }, 'top')[1]);
+      const d = decide(L, logq, s);
+      const leave = L.sub(`leave_${m}`);
+      const run = L.sub(`exit_${m + 1}`);
+      const runOut = emit(m + 1, run, { x: prefix + 'features', prevLogits: o.usesPreviousLogits[m + 1] ? prefix + 'logits' : undefined, members, lastArg: d.arg, streak: d.streak });
+      return ifNode(d.leave, leave, answer(leave, d.arg), run, runOut);
     }
 
     // A batch: scatter the rows that leave into the outputs, keep the rest.
+    const d = final ? null : decide(L, logq, s);
+    const arg = d ? d.arg : L.op('ArgMax', [logq], { axis: 1, keepdims: 0 }, 'arg');
     const scatter = (leaving: string | null): string[] => {
       const rows = s.rows as string;
       const idx = leaving ? L.op('Compress', [rows, leaving], { axis: 0 }, 'leaving') : rows;
@@ -204,13 +205,11 @@ export function fuseExitGraphs(o: FuseOptions): OnnxGraph {
       const pick = (v: string): string => (leaving ? L.op('Compress', [v, leaving], { axis: 0 }) : v);
       return [
         L.op('ScatterND', [s.prediction as string, at, pick(arg)], undefined, 'prediction'),
-        L.op('ScatterND', [s.probs as string, at, pick(probs)], undefined, 'probs'),
-        L.op('ScatterND', [s.exitIndex as string, at, exitIs(idx)], undefined, 'exit_index'),
+        L.op('ScatterND', [s.probs as string, at, L.op('Exp', [pick(logq)])], undefined, 'probs'),
+        L.op('ScatterND', [s.exitIndex as string, at, L.op('ConstantOfShape', [L.op('Shape', [idx])], { value: int64Value(m) }, 'exit')], undefined, 'exit_index'),
       ];
     };
-    const d = final ? null : decide(L, probs, s);
-    const arg = d ? d.arg : L.op('ArgMax', [probs], { axis: 1, keepdims: 0 }, 'arg');
-    if (!d) return identities(L, scatter(null), out);
+    if (!d) return scatter(null);
     const answers = scatter(d.leave);
     const stay = L.op('Not', [d.leave], undefined, 'stay');
     const keep = (v: string): string => L.op('Compress', [v, stay], { axis: 0 }, 'kept');
@@ -226,16 +225,15 @@ export function fuseExitGraphs(o: FuseOptions): OnnxGraph {
       exitIndex: answers[2],
     };
     const more = L.op('Greater', [L.op('Size', [next.rows as string]), c('zero')], undefined, 'more');
-    const runLevel = L.sub(`exit_${m + 1}`);
-    const runOut = FUSED_OUTPUTS.map((n) => runLevel.fresh(n));
-    emit(m + 1, runLevel, next, runOut);
-    const doneLevel = L.sub(`done_${m}`);
-    const doneOut = FUSED_OUTPUTS.map((n) => doneLevel.fresh(n));
-    identities(doneLevel, answers, doneOut);
-    L.nodes.push({ op: 'If', inputs: [more], outputs: [...out], name: L.fresh('If'), attrs: { then_branch: { graph: runLevel.graph(outInfo(runOut)) }, else_branch: { graph: doneLevel.graph(outInfo(doneOut)) } } });
+    const run = L.sub(`exit_${m + 1}`);
+    const runOut = emit(m + 1, run, next);
+    // A branch's outputs are its own values: the answers so far go out through Identities.
+    const done = L.sub(`done_${m}`);
+    const doneOut = answers.map((v) => done.op('Identity', [v]));
+    return ifNode(more, run, runOut, done, doneOut);
   };
 
-  emit(0, top, start, FUSED_OUTPUTS);
+  emit(0, top, start).forEach((v, i) => top.nodes.push({ op: 'Identity', inputs: [v], outputs: [FUSED_OUTPUTS[i]], name: top.fresh('Identity') }));
   const g = top.graph(outInfo(FUSED_OUTPUTS));
   const x = { ...o.input, name: 'x', shape: single ? [1, ...o.input.shape.slice(1)] : o.input.shape };
   g.inputs = [x, o.rule === 'confidence' ? { name: 'tau', dtype: 'float32', shape: [] } : { name: 'patience', dtype: 'int64', shape: [] }];

@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as path from 'node:path';
 import type { AddressInfo } from 'node:net';
-import { readManifest } from '../runtime/onnx';
+import { graphFiles, readManifest } from '../runtime/onnx';
 
 export const WEB_DIR = path.resolve(__dirname, '..', '..', '..', 'web');
 const CORE_JS = path.resolve(__dirname, '..', 'runtime', 'onnx-core.js');
@@ -93,7 +93,7 @@ export async function startDemoServer(o: DemoServerOptions): Promise<DemoServer>
   const host = o.host ?? '127.0.0.1';
   if (!LOOPBACK.has(host)) throw new Error(`serve-demo: host must be a loopback address (127.0.0.1, ::1 or localhost), got ${host}`);
   const manifest = readManifest(o.modelDir); // fails early on a bad folder
-  const modelFiles = new Set(['manifest.json', ...manifest.exits.map((e) => e.graph)]);
+  const modelFiles = new Set(['manifest.json', ...graphFiles(manifest)]);
   // The model's own sample images (ztw export writes them from its data set), else the demo's Fashion-MNIST ones.
   const samplesFile = fs.existsSync(path.join(o.modelDir, 'samples.json')) ? path.join(o.modelDir, 'samples.json') : path.join(WEB_DIR, 'samples.json');
   const ortDir = ortDistDir();

@@ -140,6 +140,13 @@ export function checkPolicy(p: ExitPolicy, numExits: number): void {
   }
 }
 
+/** The .onnx files of a model: one per exit, and the one-graph models when it has them and they are wanted. */
+export function graphFiles(m: EarlyExitManifest, fused = true): Set<string> {
+  const files = new Set(m.exits.map((e) => e.graph));
+  if (fused && m.fused) files.add(m.fused.batch).add(m.fused.single);
+  return files;
+}
+
 /** Checks a parsed manifest.json thoroughly; every problem is named. */
 export function validateManifest(m: unknown): EarlyExitManifest {
   const bad = (why: string): never => {
@@ -290,9 +297,7 @@ export class OnnxEarlyExitRuntime {
    */
   static async load(ort: OrtModuleLike, manifest: unknown, read: ModelFileReader, sessionOptions?: unknown, fused = true): Promise<OnnxEarlyExitRuntime> {
     const m = validateManifest(manifest);
-    const files = new Set<string>();
-    for (const e of m.exits) files.add(e.graph);
-    if (fused && m.fused) files.add(m.fused.batch).add(m.fused.single);
+    const files = graphFiles(m, fused);
     const sessions = new Map<string, OrtSessionLike>();
     try {
       for (const f of files) {
