@@ -1,4 +1,4 @@
-// ztw export: a trained early-exit model as ONNX stage graphs + manifest.
+// ztw export: a trained early-exit model as ONNX graphs (per exit, and the one-graph models) + manifest.
 // ztw serve-demo: the browser demo on an exported model (loopback only).
 import type { Command } from 'commander';
 import * as path from 'node:path';
@@ -21,7 +21,7 @@ function parsePolicy(o: { tau?: string; patience?: string }): ExitPolicy | undef
 export function registerExport(program: Command): void {
   program
     .command('export')
-    .description('write a trained early-exit model (a `ztw run`/`ztw demo` folder) as ONNX graphs, one per stage, with a manifest; checked against libtorch')
+    .description('write a trained early-exit model (a `ztw run`/`ztw demo` folder) as ONNX graphs, one per exit and one-graph models of the whole network, with a manifest; checked against libtorch')
     .requiredOption('--run <dir>', 'run folder (the --out of ztw run / ztw demo)')
     .requiredOption('--out <dir>', 'folder for the ONNX files and manifest.json')
     .option('--seed <n>', 'which seed of the run', '0')
@@ -36,6 +36,7 @@ export function registerExport(program: Command): void {
     .option('--budget <fraction>', 'use the threshold the run chose for this budget, e.g. 0.5 (default when the run has results)')
     .option('--check-samples <n>', 'test images (or random inputs) for the comparison with libtorch', '256')
     .option('--no-verify', 'skip the comparison with libtorch')
+    .option('--no-fused', 'skip the one-graph models (early-exit.onnx, early-exit-1.onnx): the runtimes then run exit by exit')
     .option('--json', 'print one JSON document')
     .action(async (o) => {
       const policy = parsePolicy(o);
@@ -47,7 +48,7 @@ export function registerExport(program: Command): void {
       if (!Number.isInteger(seed) || seed < 0) throw new Error(`--seed: expected an integer >= 0, got '${o.seed}'`);
       const r = await exportRun({
         runDir: o.run, outDir: o.out, seed, method: o.method, arch: o.arch,
-        data: o.data === false ? false : o.data, root: o.root, inputShape: shape, policy, budget, verify: o.verify, verifySamples: positiveInt('--check-samples', o.checkSamples),
+        data: o.data === false ? false : o.data, root: o.root, inputShape: shape, policy, budget, verify: o.verify, fused: o.fused, verifySamples: positiveInt('--check-samples', o.checkSamples),
         log: o.json ? undefined : (s) => process.stderr.write(s + '\n'),
       });
       const m = r.manifest;

@@ -40,6 +40,8 @@ export interface RunExportOptions {
   budget?: number;
   /** Compare with libtorch after writing (default true); a mismatch fails the export. */
   verify?: boolean;
+  /** Also write the one-graph models (default true). */
+  fused?: boolean;
   verifySamples?: number;
   samplesPerClass?: number;
   log?: (s: string) => void;
@@ -130,7 +132,7 @@ export async function exportRun(o: RunExportOptions): Promise<RunExportResult> {
   const preprocess: Partial<Preprocess> = data ? { scale: 1 / 255, mean: data.norm.mean, std: data.norm.std, sourceShape: [C, H - 2 * pad, W - 2 * pad], pad } : {};
   log(`tracing ${arch} with ${net.heads.length} ICs${ensembles ? ` and ${ensembles.kind} ensembles` : ''}`);
   const r = exportEarlyExit({
-    net, ensembles, outDir: o.outDir, costs, policy, preprocess, method,
+    net, ensembles, outDir: o.outDir, costs, policy, preprocess, method, fused: o.fused,
     classNames: data?.classNames,
     info: { run: path.resolve(o.runDir), seed, data: dataName, checkpoint: path.basename(ckpt), ensembleFile: ensFile && path.basename(ensFile) },
   });

@@ -77,6 +77,7 @@ test('ztw export: a run folder to ONNX + manifest + samples, checked against lib
   assert.deepEqual(j.check.decisions.unexplained, []);
   assert.equal(j.check.samples, 48);
   assert.ok(j.files.includes('samples.json') && j.files.includes('manifest.json') && j.files.includes('exit_8.onnx'));
+  assert.ok(j.files.includes('early-exit.onnx') && j.files.includes('early-exit-1.onnx'), 'the one-graph models');
   const m = readManifest(out);
   assert.equal(m.arch, 'resnet20');
   assert.equal(m.method, 'ztw');
@@ -91,12 +92,14 @@ test('ztw export: a run folder to ONNX + manifest + samples, checked against lib
   assert.equal(Buffer.from(samples.samples[0].pixels, 'base64').length, 784);
 
   // Explicit policies, human-readable output.
-  const r2 = await ztwHere(['export', '--run', run, '--out', path.join(tmp, 'onnx2'), '--tau', '0.8', '--no-verify', '--no-data', '--input', '32x32x1']);
+  const r2 = await ztwHere(['export', '--run', run, '--out', path.join(tmp, 'onnx2'), '--tau', '0.8', '--no-verify', '--no-data', '--input', '32x32x1', '--no-fused']);
   assert.equal(r2.error, undefined);
   assert.match(r2.out, /wrote \d+ files to .*: 10 exits \(resnet20, ztw, geometric ensemble\)/);
   assert.match(r2.out, /confidence > tau 0\.8/);
   assert.match(r2.out, /ztw serve-demo --model/);
   assert.deepEqual(readManifest(path.join(tmp, 'onnx2')).classNames, ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9']);
+  assert.equal(readManifest(path.join(tmp, 'onnx2')).fused, null, '--no-fused');
+  assert.ok(!fs.existsSync(path.join(tmp, 'onnx2', 'early-exit.onnx')));
 });
 
 test('ztw export error paths', { timeout: 30_000 }, async (t) => {
