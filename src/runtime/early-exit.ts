@@ -16,7 +16,7 @@ import { tidy } from '../tensor/scope';
 import type { Tensor } from '../tensor/tensor';
 import { validatePolicy, type ExitPolicy } from './policy';
 import { releaseTaps } from '../models/backbone';
-import { ExitBook } from './onnx-core';
+import { ExitBook, type ExitBookBuffers } from './onnx-core';
 
 export interface ExitResult {
   /** Predicted class per sample. */
@@ -43,6 +43,8 @@ export class EarlyExitRuntime {
   private ensembleCache?: { sources: Tensor[]; versions: number[]; combiner: ExitCombiner };
   /** Every module of the network, to put it in eval mode only when one is not (a walk of the tree cost ~20 us per call). */
   private readonly modules: Module[];
+  /** The exit bookkeeping's memory, kept from call to call (run is synchronous). */
+  private bookBuffers?: ExitBookBuffers;
 
   constructor(readonly net: EarlyExitNetwork, readonly ensembles: ExitEnsembles | null, readonly costs: CostModel) {
     this.numExits = net.numExits;
@@ -76,7 +78,8 @@ export class EarlyExitRuntime {
       tidy(() => {
         const { heads, tapIndices, backbone } = this.net;
         const combiner = this.combiner();
-        const book = new ExitBook(combiner, res, policy, N, K, M);
+        const book = new ExitBook(combiner, res, policy, N, K, M, this.bookBuffers);
+        this.bookBuffers = book.buffers;
         let prevLogits: Tensor | undefined;
         let keep: Tensor | undefined;
         let head = 0;
@@ -132,5 +135,6 @@ export class EarlyExitRuntime {
   /** Drops the cached ensemble weights (the network and ensembles stay the caller's). */
   dispose(): void {
     this.ensembleCache = undefined;
+    this.bookBuffers = undefined;
   }
 }
