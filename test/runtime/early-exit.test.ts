@@ -82,6 +82,10 @@ test('tau above 1 gives exactly the backbone\'s own answers; batch of one equals
     assert.equal(one.exitIndex[0], batched.exitIndex[i], `sample ${i} exit`);
     assert.equal(one.prediction[0], batched.prediction[i], `sample ${i} prediction`);
   }
+  // The runtime keeps its bookkeeping buffers from call to call: back at 16 after the single images, the same answers.
+  const again = runtime.run(x, { kind: 'confidence', tau: 0.8 });
+  assert.deepEqual([Array.from(again.exitIndex), Array.from(again.prediction), Array.from(again.probs)], [Array.from(batched.exitIndex), Array.from(batched.prediction), Array.from(batched.probs)]);
+  assert.notEqual(again.probs, batched.probs, 'results are fresh arrays, not the buffers');
 });
 
 test('runtime rejects bad thresholds, patience, shapes, dtypes and NaN inputs', () => {
