@@ -212,14 +212,14 @@ export function fuseExitGraphs(o: FuseOptions): OnnxGraph {
     if (!d) return scatter(null);
     const answers = scatter(d.leave);
     const stay = L.op('Not', [d.leave], undefined, 'stay');
-    const keep = (v: string): string => L.op('Compress', [v, stay], { axis: 0 }, 'kept');
+    const carry = (v: string): string => L.op('Compress', [v, stay], { axis: 0 }, 'kept');
     const next: Running = {
-      x: keep(prefix + 'features'),
-      rows: keep(s.rows as string),
-      prevLogits: o.usesPreviousLogits[m + 1] ? keep(prefix + 'logits') : undefined,
-      members: members ? keep(members) : undefined,
-      lastArg: d.streak ? keep(arg) : undefined,
-      streak: d.streak ? keep(d.streak) : undefined,
+      x: carry(prefix + 'features'),
+      rows: carry(s.rows as string),
+      prevLogits: o.usesPreviousLogits[m + 1] ? carry(prefix + 'logits') : undefined,
+      members: members ? carry(members) : undefined,
+      lastArg: d.streak ? carry(arg) : undefined,
+      streak: d.streak ? carry(d.streak) : undefined,
       prediction: answers[0],
       probs: answers[1],
       exitIndex: answers[2],
