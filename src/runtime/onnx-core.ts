@@ -285,7 +285,7 @@ export class OnnxEarlyExitRuntime {
     return this.stage(e.graph, e.usesPreviousLogits ? { x: feats, prev_logits: prevLogits as Dense } : { x: feats });
   }
 
-  /** Whether run() goes through the one-graph models for this policy and batch. */
+  /** Whether run() goes through the one-graph models for this policy (they serve the exported rule only). */
   usesFused(policy: ExitPolicy): boolean {
     const f = this.manifest.fused;
     return this.fused && !!f && f.rule === policy.kind;
@@ -427,6 +427,7 @@ export class OnnxEarlyExitRuntime {
     const res: ExitResult = { prediction: new Int32Array(N), probs: probs.data, exitIndex: new Int32Array(N), cost: new Float64Array(N) };
     for (let i = 0; i < N; i++) {
       const m = Number(exitIndex.data[i]);
+      if (!(m >= 0 && m < this.numExits)) throw new Error(`${file}: sample ${i} left at exit ${m}, the model has ${this.numExits}`);
       res.prediction[i] = Number(prediction.data[i]);
       res.exitIndex[i] = m;
       res.cost[i] = this.manifest.exits[m].cost;
