@@ -172,6 +172,24 @@ test('garbage collection releases unreferenced tensors (finalizer)', async () =>
   assert.equal(held.isDisposed, false, 'a referenced tensor is not collected');
   assert.equal(liveTensors(), base + 1, 'finalizers released every dropped handle');
   held.dispose();
+  // Tensors that leave a scope (returned by the outermost tidy, or keep()ed inside one) get the same backstop.
+  (() => {
+    for (let i = 0; i < 50; i++) tidy(() => randn([16]));
+    tidy(() => {
+      for (let i = 0; i < 50; i++) randn([16]).keep();
+    });
+  })();
+  assert.equal(liveTensors(), base + 100);
+  await settle();
+  assert.equal(liveTensors(), base, 'returned and kept tensors dropped undisposed are released too');
+  // A disposed tensor leaves the backstop: collecting it later frees nothing twice.
+  const d = randn([4]);
+  d.dispose();
+  const other = randn([4]);
+  await settle();
+  assert.equal(other.isDisposed, false);
+  assert.equal(liveTensors(), base + 1);
+  other.dispose();
 });
 
 test('2,000 training steps: flat tensor count, bounded resident memory', () => {
