@@ -89,6 +89,7 @@ test('the browser demo answers, exits earlier as tau drops, and draws', { timeou
   await settled(0);
   assert.equal(await page.locator('#status').getAttribute('data-state'), 'ready', `status: ${await page.locator('#status').textContent()}`);
   assert.equal(await page.locator('#samples button').count(), 20);
+  assert.match((await page.locator('#model-info').textContent()) ?? '', /and the one-graph models\) loaded/, 'the page runs the one-graph model for its answers');
   assert.equal((await read()).rows, M);
 
   // Pick an item; the page's answer is the Node runtime's on the same pixels.
@@ -194,6 +195,7 @@ test('the demo server: loopback only, model files from the manifest only, the co
   assert.match((await get('/')).body, /<canvas id="draw"/);
   assert.equal((await get('/model/manifest.json')).status, 200);
   assert.equal((await get('/model/exit_0.onnx')).status, 200);
+  assert.equal((await get('/model/early-exit-1.onnx')).status, 200, 'the one-graph models are served');
   assert.equal((await get('/model/secret.txt')).status, 404);
   assert.equal((await get('/model/../package.json')).status, 404);
   assert.equal((await get('/model/%2e%2e%2fpackage.json')).status, 404);
