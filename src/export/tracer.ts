@@ -24,7 +24,7 @@ type Handle = NativeHandle;
 type NativeFn = (...args: any[]) => any; // eslint-disable-line @typescript-eslint/no-explicit-any
 
 /** Reading these never depends on a traced value's data. */
-const METADATA = new Set(['dispose', 'isDisposed', 'shape', 'strides', 'dtype', 'numel', 'dim', 'isContiguous', 'dataId', 'requiresGrad', 'isLeaf', 'version', 'versions', 'grad', 'setErrorClass', 'getNumThreads', 'setNumThreads', 'blasThreads', 'liveTensors', 'configInfo', 'allocatorStats', 'emptyCache', 'setGradEnabled', 'isGradEnabled', 'manualSeed']);
+const METADATA = new Set(['dispose', 'isDisposed', 'shape', 'strides', 'dtype', 'numel', 'dim', 'isContiguous', 'dataId', 'requiresGrad', 'isLeaf', 'version', 'versions', 'versionsMatch', 'grad', 'setErrorClass', 'getNumThreads', 'setNumThreads', 'blasThreads', 'liveTensors', 'configInfo', 'allocatorStats', 'emptyCache', 'setGradEnabled', 'isGradEnabled', 'manualSeed']);
 /** Ops whose output is the input itself as far as inference goes. */
 const ALIASES = new Set(['contiguous', 'clone', 'detach']);
 

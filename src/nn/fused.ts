@@ -11,10 +11,8 @@ import { isGradEnabled, noGrad } from '../tensor/grad';
 import { keep } from '../tensor/scope';
 import type { Tensor } from '../tensor/tensor';
 
-interface Folded { weight: Tensor; bias: Tensor; versions: number[]; sources: Tensor[] }
+interface Folded { weight: Tensor; bias: Tensor; versions: Float64Array; sources: Tensor[]; handles: bigint[] }
 const cache = new WeakMap<BatchNorm2d, Folded>();
-
-const versionsOf = (ts: Tensor[]): number[] => native.versions(ts.map((t) => t.handle));
 
 function canFuse(conv: Conv2d, bn: BatchNorm2d): boolean {
   if (bn.training || !bn.runningMean || !bn.runningVar || profiling()) return false;
@@ -28,10 +26,7 @@ function folded(conv: Conv2d, bn: BatchNorm2d): Folded {
   // version, so a training-mode BN step is seen through num_batches_tracked.
   const sources = [conv.weight, conv.bias, bn.weight, bn.bias, bn.runningMean, bn.runningVar, bn.numBatchesTracked].filter((t): t is Tensor => t !== undefined);
   const hit = cache.get(bn);
-  if (hit && hit.sources.length === sources.length && hit.sources.every((t, i) => t.handle === sources[i].handle)) {
-    const v = versionsOf(sources);
-    if (v.every((x, i) => x === hit.versions[i])) return hit;
-  }
+  if (hit && hit.sources.length === sources.length && hit.sources.every((t, i) => t.handle === sources[i].handle) && native.versionsMatch(hit.handles, hit.versions)) return hit;
   if (hit) {
     hit.weight.dispose();
     hit.bias.dispose();
@@ -45,7 +40,8 @@ function folded(conv: Conv2d, bn: BatchNorm2d): Folded {
     const shifted = conv.bias ? conv.bias.sub(rm) : rm.neg();
     let b = shifted.mul(gamma);
     if (bn.bias) b = b.add(bn.bias);
-    return { weight: keep(w), bias: keep(b), versions: versionsOf(sources), sources };
+    const handles = sources.map((t) => t.handle);
+    return { weight: keep(w), bias: keep(b), versions: Float64Array.from(native.versions(handles) as number[]), sources, handles };
   });
   cache.set(bn, entry);
   return entry;

@@ -40,7 +40,7 @@ function finalStep(logits: Tensor): { logits: Tensor; logProbs: Float32Array } {
 export class EarlyExitRuntime {
   readonly numExits: number;
   readonly numClasses: number;
-  private ensembleCache?: { sources: Tensor[]; versions: number[]; combiner: ExitCombiner };
+  private ensembleCache?: { handles: bigint[]; versions: Float64Array; combiner: ExitCombiner };
   /** Every module of the network, to put it in eval mode only when one is not (a walk of the tree cost ~20 us per call). */
   private readonly modules: Module[];
   /** The exit bookkeeping's memory, kept from call to call (run is synchronous). */
@@ -124,11 +124,11 @@ export class EarlyExitRuntime {
     if (!ens) return null;
     const c = this.ensembleCache;
     // The parameter tensors are the ensemble's for good (loadStateDict copies into them); their versions show updates.
-    if (c && native.versions(c.sources.map((t) => t.handle)).every((v: number, i: number) => v === c.versions[i])) return c.combiner;
-    const sources = ens.parameters();
-    const versions: number[] = native.versions(sources.map((t) => t.handle));
+    if (c && native.versionsMatch(c.handles, c.versions)) return c.combiner;
+    const handles = ens.parameters().map((t) => t.handle);
+    const versions = Float64Array.from(native.versions(handles) as number[]);
     const combiner = ens.combiner();
-    this.ensembleCache = { sources, versions, combiner };
+    this.ensembleCache = { handles, versions, combiner };
     return combiner;
   }
 

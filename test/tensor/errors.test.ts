@@ -148,6 +148,14 @@ test('disposed tensors: idempotent dispose, E_DISPOSED on use', () => {
   expectTorchError(() => native.add(12345n, 1), { code: 'E_DISPOSED', op: 'add', message: /argument 0: tensor was disposed/ });
   expectTorchError(() => native.add({}, 1), { code: 'E_ARG', op: 'add', message: /argument 0: expected a tensor/ });
   expectTorchError(() => native.dispose('x'), { code: 'E_ARG', op: 'dispose', message: /expected a tensor/ });
+  // versionsMatch: a cache's check of its sources' versions.
+  const v = Float64Array.from(native.versions([u.handle]) as number[]);
+  assert.equal(native.versionsMatch([u.handle], v), true);
+  u.add_(1);
+  assert.equal(native.versionsMatch([u.handle], v), false, 'an in-place update moves the version');
+  expectTorchError(() => native.versionsMatch([u.handle], [0]), { code: 'E_ARG', op: 'versionsMatch', message: /expected a Float64Array/ });
+  expectTorchError(() => native.versionsMatch([u.handle, u.handle], v), { code: 'E_ARG', op: 'versionsMatch', message: /1 versions for 2 tensors/ });
+  expectTorchError(() => native.versionsMatch([t.handle], v), { code: 'E_DISPOSED', op: 'versionsMatch', message: /was disposed/ });
   assert.equal(liveTensors(), before + 1);
   assert.equal(t.toString(), 'Tensor(<disposed>)');
 
