@@ -81,7 +81,7 @@ class Level {
 interface Running {
   x: string;
   prevLogits?: string;
-  /** Member log-probabilities so far in float64: [n, m, K] (batch) or [m, K] (one sample). */
+  /** Member log-probabilities so far: [n, m, K] (batch) or [m, K] (one sample). */
   members?: string;
   lastArg?: string;
   streak?: string;
