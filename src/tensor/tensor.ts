@@ -80,16 +80,16 @@ export class Tensor {
   div(o: Operand): Tensor { return wrap(native.div(this.handle, h(o))); }
   pow(o: Operand): Tensor { return wrap(native.pow(this.handle, h(o))); }
   remainder(o: Operand): Tensor { return wrap(native.remainder(this.handle, h(o))); }
-  maximum(o: Tensor): Tensor { return wrap(native.maximum(this.handle, o.handle)); }
-  minimum(o: Tensor): Tensor { return wrap(native.minimum(this.handle, o.handle)); }
+  maximum(o: Tensor): Tensor { return wrap(native.maximum(this.handle, h(o))); }
+  minimum(o: Tensor): Tensor { return wrap(native.minimum(this.handle, h(o))); }
   eq(o: Operand): Tensor { return wrap(native.eq(this.handle, h(o))); }
   ne(o: Operand): Tensor { return wrap(native.ne(this.handle, h(o))); }
   lt(o: Operand): Tensor { return wrap(native.lt(this.handle, h(o))); }
   le(o: Operand): Tensor { return wrap(native.le(this.handle, h(o))); }
   gt(o: Operand): Tensor { return wrap(native.gt(this.handle, h(o))); }
   ge(o: Operand): Tensor { return wrap(native.ge(this.handle, h(o))); }
-  logicalAnd(o: Tensor): Tensor { return wrap(native.logicalAnd(this.handle, o.handle)); }
-  logicalOr(o: Tensor): Tensor { return wrap(native.logicalOr(this.handle, o.handle)); }
+  logicalAnd(o: Tensor): Tensor { return wrap(native.logicalAnd(this.handle, h(o))); }
+  logicalOr(o: Tensor): Tensor { return wrap(native.logicalOr(this.handle, h(o))); }
   logicalNot(): Tensor { return wrap(native.logicalNot(this.handle)); }
   neg(): Tensor { return wrap(native.neg(this.handle)); }
   exp(): Tensor { return wrap(native.exp(this.handle)); }
@@ -194,7 +194,7 @@ export class Tensor {
   pad(pads: number[], value = 0): Tensor { return wrap(native.pad(this.handle, pads, value)); }
   clone(): Tensor { return wrap(native.clone(this.handle)); }
   contiguous(format: MemoryFormat = 'contiguous'): Tensor { return wrap(native.contiguous(this.handle, format)); }
-  matmul(o: Tensor): Tensor { return wrap(native.matmul(this.handle, o.handle)); }
+  matmul(o: Tensor): Tensor { return wrap(native.matmul(this.handle, h(o))); }
   softmax(dim: number): Tensor { return wrap(native.softmax(this.handle, dim)); }
   logSoftmax(dim: number): Tensor { return wrap(native.logSoftmax(this.handle, dim)); }
 

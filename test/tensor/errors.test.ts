@@ -204,6 +204,9 @@ test('wrong argument types: non-tensors, strings for numbers, non-integer shapes
   // Where an operand may be a number, anything else must be a tensor.
   expectTorchError(() => x.add('1' as unknown as number), { code: 'E_ARG', op: 'add', message: /argument 1: expected a tensor/, shapes: '[2, 3] float32' });
   expectTorchError(() => x.mul({} as unknown as Tensor), { code: 'E_ARG', op: 'mul', message: /argument 1: expected a tensor/ });
+  // Tensor-only operands given a number say so (they used to report the tensor as missing).
+  expectTorchError(() => x.matmul(3 as unknown as Tensor), { code: 'E_ARG', op: 'matmul', message: /argument 1: expected a tensor/ });
+  expectTorchError(() => x.maximum(0 as unknown as Tensor), { code: 'E_ARG', op: 'maximum', message: /argument 1: expected a tensor/ });
   // A look-alike object is not a tensor handle.
   expectTorchError(() => x.add({ handle: {} } as unknown as Tensor), { code: 'E_ARG', op: 'add', message: /argument 1: expected a tensor/ });
   expectTorchError(() => x.add({ isTensor: true, handle: { dispose() {}, isDisposed: () => false } } as unknown as Tensor), {
