@@ -256,11 +256,12 @@ async function main() {
   const manifest = await (await fetchOk('/model/manifest.json')).json();
   if (manifest?.preprocess?.sourceShape?.[0] !== 1) throw new Error('this demo draws one-channel images; the model takes ' + JSON.stringify(manifest?.inputShape));
   const t0 = performance.now();
-  const rt = await OnnxEarlyExitRuntime.load(ort, manifest, async (f) => new Uint8Array(await (await fetchOk(`/model/${f}`)).arrayBuffer()), { executionProviders: ['wasm'] });
+  // One drawing at a time: of the one-graph models only the one-image graph is needed.
+  const rt = await OnnxEarlyExitRuntime.load(ort, manifest, async (f) => new Uint8Array(await (await fetchOk(`/model/${f}`)).arrayBuffer()), { executionProviders: ['wasm'] }, 'single');
   state.rt = rt;
   state.manifest = rt.manifest;
   const m = rt.manifest;
-  $('model-info').textContent = `${m.arch}${m.method ? ` · ${m.method}` : ''}${m.ensemble ? ` (${m.ensemble} ensemble)` : ''} · ${m.exits.length} exits · ${m.numClasses} classes · ${graphFiles(m).size} ONNX graphs (${m.stages.length} exits${m.fused ? ' and the one-graph models' : ''}) loaded in ${(performance.now() - t0).toFixed(0)} ms`;
+  $('model-info').textContent = `${m.arch}${m.method ? ` · ${m.method}` : ''}${m.ensemble ? ` (${m.ensemble} ensemble)` : ''} · ${m.exits.length} exits · ${m.numClasses} classes · ${graphFiles(m, 'single').size} ONNX graphs (${m.stages.length} exits${m.fused ? ' and the one-image model' : ''}) loaded in ${(performance.now() - t0).toFixed(0)} ms`;
 
   state.tau = m.policy.kind === 'confidence' ? Math.min(1, m.policy.tau) : 0.9;
   $('tau').value = String(state.tau);

@@ -140,10 +140,19 @@ export function checkPolicy(p: ExitPolicy, numExits: number): void {
   }
 }
 
+/** Which one-graph models to load: both, only the one-image graph (a page that answers one drawing at a time), or none. */
+export type FusedChoice = boolean | 'single';
+
+/** The one-graph files of a model that a choice loads. */
+function fusedFiles(m: EarlyExitManifest, fused: FusedChoice): { batch?: string; single?: string } {
+  if (!fused || !m.fused) return {};
+  return fused === 'single' ? { single: m.fused.single } : { batch: m.fused.batch, single: m.fused.single };
+}
+
 /** The .onnx files of a model: one per exit, and the one-graph models when it has them and they are wanted. */
-export function graphFiles(m: EarlyExitManifest, fused = true): Set<string> {
+export function graphFiles(m: EarlyExitManifest, fused: FusedChoice = true): Set<string> {
   const files = new Set(m.exits.map((e) => e.graph));
-  if (fused && m.fused) files.add(m.fused.batch).add(m.fused.single);
+  for (const f of Object.values(fusedFiles(m, fused))) files.add(f as string);
   return files;
 }
 
@@ -271,7 +280,7 @@ export class OnnxEarlyExitRuntime {
     private readonly ort: OrtModuleLike,
     readonly manifest: EarlyExitManifest,
     private readonly sessions: Map<string, OrtSessionLike>,
-    private readonly fused: boolean,
+    private readonly fused: { batch?: string; single?: string },
   ) {
     this.numExits = manifest.exits.length;
     this.numClasses = manifest.numClasses;
@@ -285,17 +294,16 @@ export class OnnxEarlyExitRuntime {
     return this.stage(e.graph, e.usesPreviousLogits ? { x: feats, prev_logits: prevLogits as Dense } : { x: feats });
   }
 
-  /** Whether run() goes through the one-graph models for this policy (they serve the exported rule only). */
-  usesFused(policy: ExitPolicy): boolean {
-    const f = this.manifest.fused;
-    return this.fused && !!f && f.rule === policy.kind;
+  /** Whether run() goes through a one-graph model for this policy and batch size (they serve the exported rule only). */
+  usesFused(policy: ExitPolicy, batch = 2): boolean {
+    return this.manifest.fused?.rule === policy.kind && (batch === 1 ? this.fused.single : this.fused.batch) !== undefined;
   }
 
   /**
    * Opens every stage of a validated manifest (sessions are created one by
-   * one), and its one-graph models unless `fused` is false.
+   * one), and its one-graph models as `fused` says (default: both).
    */
-  static async load(ort: OrtModuleLike, manifest: unknown, read: ModelFileReader, sessionOptions?: unknown, fused = true): Promise<OnnxEarlyExitRuntime> {
+  static async load(ort: OrtModuleLike, manifest: unknown, read: ModelFileReader, sessionOptions?: unknown, fused: FusedChoice = true): Promise<OnnxEarlyExitRuntime> {
     const m = validateManifest(manifest);
     const files = graphFiles(m, fused);
     const sessions = new Map<string, OrtSessionLike>();
@@ -311,7 +319,7 @@ export class OnnxEarlyExitRuntime {
         const s = await ort.InferenceSession.create(model, sessionOptions);
         sessions.set(f, s);
       }
-      const rt = new OnnxEarlyExitRuntime(ort, m, sessions, fused && !!m.fused);
+      const rt = new OnnxEarlyExitRuntime(ort, m, sessions, fusedFiles(m, fused));
       rt.checkGraphs();
       return rt;
     } catch (e) {
@@ -331,8 +339,8 @@ export class OnnxEarlyExitRuntime {
         throw new ManifestError(`${file}: graph has inputs [${s.inputNames}] and outputs [${s.outputNames}]; the runtime needs inputs [${inputs}] and outputs [${outputs}]`);
     };
     for (const e of this.manifest.exits) want(e.graph, e.usesPreviousLogits ? ['x', 'prev_logits'] : ['x'], e.kind === 'final' ? ['logits', 'log_probs'] : ['features', 'logits', 'log_probs']);
-    const f = this.manifest.fused;
-    if (this.fused && f) for (const file of [f.batch, f.single]) want(file, ['x', f.rule === 'confidence' ? 'tau' : 'patience'], ['prediction', 'probs', 'exit_index']);
+    const rule = this.manifest.fused?.rule === 'patience' ? 'patience' : 'tau';
+    for (const file of Object.values(this.fused)) want(file as string, ['x', rule], ['prediction', 'probs', 'exit_index']);
   }
 
   async release(): Promise<void> {
@@ -376,7 +384,7 @@ export class OnnxEarlyExitRuntime {
     checkPolicy(policy, this.numExits);
     const x = this.checkInput(input);
     this.lastTimings = {};
-    if (this.usesFused(policy)) return this.runFused(x, policy);
+    if (this.usesFused(policy, x.dims[0])) return this.runFused(x, policy);
     const N = x.dims[0];
     const K = this.numClasses;
     const M = this.numExits;
@@ -411,8 +419,7 @@ export class OnnxEarlyExitRuntime {
 
   /** run() in one session call: the one-sample graph for one image, the batch graph otherwise. */
   private async runFused(x: Dense, policy: ExitPolicy): Promise<ExitResult> {
-    const f = this.manifest.fused as ManifestFused;
-    const file = x.dims[0] === 1 ? f.single : f.batch;
+    const file = (x.dims[0] === 1 ? this.fused.single : this.fused.batch) as string;
     const s = this.sessions.get(file);
     if (!s) throw new Error(`stage ${file} is not loaded (runtime released?)`);
     const rule: Record<string, OrtTensorLike> =

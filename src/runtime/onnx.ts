@@ -5,7 +5,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { ManifestError, OnnxEarlyExitRuntime, validateManifest, type EarlyExitManifest, type OrtModuleLike } from './onnx-core';
+import { ManifestError, OnnxEarlyExitRuntime, validateManifest, type EarlyExitManifest, type FusedChoice, type OrtModuleLike } from './onnx-core';
 
 export * from './onnx-core';
 
@@ -16,8 +16,8 @@ export interface LoadOnnxOptions {
   threads?: number;
   /** Extra session options, merged over the defaults. */
   sessionOptions?: Record<string, unknown>;
-  /** Run through the model's one-graph files when it has them (default true); false: one session per exit. */
-  fused?: boolean;
+  /** Run through the model's one-graph files when it has them (default true); 'single': only the one-image graph; false: one session per exit. */
+  fused?: FusedChoice;
 }
 
 /** The onnxruntime-node module, with a clear error when it is not installed. */

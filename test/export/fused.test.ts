@@ -89,6 +89,16 @@ for (const c of CASES)
     }
     // Early and final exits at least (the random tiny networks' mean ensembles are confident early or not at all).
     assert.ok(exitsSeen.size >= 2 && exitsSeen.has(0) && exitsSeen.has(net.numExits - 1), `the policies exercise several exits (saw ${[...exitsSeen]})`);
+    // Only the one-image graph loaded (as the browser demo does): batches run exit by exit, single images through it.
+    const onlySingle = await loadOnnxEarlyExit(dir, { threads: 1, fused: 'single' });
+    t.after(() => onlySingle.release());
+    assert.equal(onlySingle.usesFused(c.policies[0], 1), true);
+    assert.equal(onlySingle.usesFused(c.policies[0], N), false);
+    const viaStages = await onlySingle.run(data, c.policies[0]);
+    assert.ok(Object.keys(onlySingle.lastTimings).every((f) => /^exit_\d+\.onnx$/.test(f)), `a batch runs exit by exit: ${Object.keys(onlySingle.lastTimings)}`);
+    assertSameAnswers(await staged.run(data, c.policies[0]), viaStages, perExit, c.policies[0], 'batch without the batch graph');
+    await onlySingle.run({ data: data.subarray(0, 1024), dims: [1, 1, 32, 32] }, c.policies[0]);
+    assert.deepEqual(Object.keys(onlySingle.lastTimings), [FUSED_FILES.single]);
     // The other rule than the exported one runs exit by exit.
     const other: ExitPolicy = c.policies[0].kind === 'confidence' ? { kind: 'patience', patience: 2 } : { kind: 'confidence', tau: 0.7 };
     assert.equal(fused.usesFused(other), false);

@@ -89,7 +89,7 @@ test('the browser demo answers, exits earlier as tau drops, and draws', { timeou
   await settled(0);
   assert.equal(await page.locator('#status').getAttribute('data-state'), 'ready', `status: ${await page.locator('#status').textContent()}`);
   assert.equal(await page.locator('#samples button').count(), 20);
-  assert.match((await page.locator('#model-info').textContent()) ?? '', /and the one-graph models\) loaded/, 'the page runs the one-graph model for its answers');
+  assert.match((await page.locator('#model-info').textContent()) ?? '', /and the one-image model\) loaded/, 'the page runs the one-image graph for its answers');
   assert.equal((await read()).rows, M);
 
   // Pick an item; the page's answer is the Node runtime's on the same pixels.
