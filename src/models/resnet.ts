@@ -26,18 +26,22 @@ export class BasicBlock extends Module {
   }
   /** conv + shortcut, before the final ReLU: where an IC taps. */
   preActivation(x: Tensor): Tensor {
+    return this.block(x, false);
+  }
+  /** The whole block: the final ReLU runs inside the second convolution's store. */
+  forward(x: Tensor): Tensor {
+    return this.block(x, true);
+  }
+  private block(x: Tensor, relu: boolean): Tensor {
     // Intermediates are freed as soon as they are used (autograd keeps its
     // own references): a pass then reuses cache-warm blocks instead of
     // holding every activation of the network until its scope ends.
     const r = convBn(this.conv1, this.bn1, x, { relu: true });
     const sc = this.shortcut ? convBn(this.shortcut.layers[0] as Conv2d, this.shortcut.layers[1] as BatchNorm2d, x) : x;
-    const out = convBn(this.conv2, this.bn2, r, { add: sc });
+    const out = convBn(this.conv2, this.bn2, r, { add: sc, relu });
     r.dispose();
     if (sc !== x) sc.dispose();
     return out;
-  }
-  forward(x: Tensor): Tensor {
-    return F.relu(this.preActivation(x));
   }
 }
 
@@ -86,13 +90,35 @@ export class CifarResNet extends Backbone {
   }
 
   *staged(x: Tensor): StagedForward {
-    let h = convBn(this.conv1, this.bn1, x, { relu: true });
+    let h = this.stem(x);
     for (const block of this.blocks) {
       const tap = block.preActivation(h);
       h.dispose(); // the block's input; the tap stays the caller's
       const rows = yield tap;
       h = reluKeepRows(tap, rows);
     }
+    return this.head(h);
+  }
+
+  /**
+   * The plain forward: with no taps to hand out, each block's final ReLU runs
+   * inside its second convolution (staged() must stop before it, where the
+   * ICs tap): one pass less over every block's maps.
+   */
+  override forward(x: Tensor): Tensor {
+    let h = this.stem(x);
+    for (const block of this.blocks) {
+      const next = block.forward(h);
+      h.dispose();
+      h = next;
+    }
+    return this.head(h);
+  }
+
+  private stem(x: Tensor): Tensor {
+    return convBn(this.conv1, this.bn1, x, { relu: true });
+  }
+  private head(h: Tensor): Tensor {
     return this.fc.forward(F.adaptiveAvgPool2d(h, 1).flatten(1));
   }
 }
