@@ -294,9 +294,12 @@ export class OnnxEarlyExitRuntime {
     return this.stage(e.graph, e.usesPreviousLogits ? { x: feats, prev_logits: prevLogits as Dense } : { x: feats });
   }
 
-  /** Whether run() goes through a one-graph model for this policy and batch size (they serve the exported rule only). */
-  usesFused(policy: ExitPolicy, batch = 2): boolean {
-    return this.manifest.fused?.rule === policy.kind && (batch === 1 ? this.fused.single : this.fused.batch) !== undefined;
+  /**
+   * Whether run() goes through a one-graph model for this policy (they serve
+   * the exported rule only) and batch size (default: more than one image).
+   */
+  usesFused(policy: ExitPolicy, batchSize = 2): boolean {
+    return this.manifest.fused?.rule === policy.kind && (batchSize === 1 ? this.fused.single : this.fused.batch) !== undefined;
   }
 
   /**
