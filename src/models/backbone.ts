@@ -76,6 +76,20 @@ export function* releaseTaps(gen: StagedForward): StagedForward {
   }
 }
 
+/**
+ * A plain forward through blocks that run whole (each block's final ReLU
+ * inside its last convolution, which a staged forward cannot do: it hands the
+ * ICs the maps before that ReLU). Frees each block's input once used.
+ */
+export function forwardBlocks(h: Tensor, blocks: readonly { forward(x: Tensor): Tensor }[]): Tensor {
+  for (const block of blocks) {
+    const next = block.forward(h);
+    h.dispose();
+    h = next;
+  }
+  return h;
+}
+
 /** Narrows a running batch to the rows the caller keeps, in the batch's memory format. */
 export function keepRows(x: Tensor, rows: Tensor | undefined): Tensor {
   return rows ? x.takeRows(rows) : x;

@@ -1,6 +1,6 @@
 // CIFAR ResNets (ResNet-20/56/110: basic blocks, 16/32/64 channels) and the
 // tap after each block's `conv + shortcut`, before its last ReLU.
-import { Backbone, reluKeepRows, type BackboneOptions, type StagedForward, type TapInfo } from './backbone';
+import { Backbone, forwardBlocks, reluKeepRows, type BackboneOptions, type StagedForward, type TapInfo } from './backbone';
 import { Module } from '../nn/module';
 import { BatchNorm2d, Conv2d, Linear, Sequential } from '../nn/layers';
 import * as F from '../nn/functional';
@@ -106,13 +106,7 @@ export class CifarResNet extends Backbone {
    * ICs tap): one pass less over every block's maps.
    */
   override forward(x: Tensor): Tensor {
-    let h = this.stem(x);
-    for (const block of this.blocks) {
-      const next = block.forward(h);
-      h.dispose();
-      h = next;
-    }
-    return this.head(h);
+    return this.head(forwardBlocks(this.stem(x), this.blocks));
   }
 
   private stem(x: Tensor): Tensor {

@@ -1,6 +1,6 @@
 // ResNet-50, ImageNet layout (bottlenecks [3, 4, 6, 3]); a tap after every
 // bottleneck's `conv + shortcut`. Used for the cost model and ImageNet runs.
-import { Backbone, reluKeepRows, type BackboneOptions, type StagedForward, type TapInfo } from './backbone';
+import { Backbone, forwardBlocks, reluKeepRows, type BackboneOptions, type StagedForward, type TapInfo } from './backbone';
 import { Module } from '../nn/module';
 import { BatchNorm2d, Conv2d, Linear, MaxPool2d, Sequential } from '../nn/layers';
 import * as F from '../nn/functional';
@@ -28,19 +28,24 @@ class Bottleneck extends Module {
     if (stride !== 1 || cin !== cout)
       this.downsample = this.registerModule('downsample', new Sequential(new Conv2d({ inChannels: cin, outChannels: cout, kernelSize: 1, stride, bias: false }), new BatchNorm2d({ numFeatures: cout })));
   }
+  /** conv + shortcut, before the final ReLU: where an IC taps. */
   preActivation(x: Tensor): Tensor {
+    return this.block(x, false);
+  }
+  /** The whole bottleneck: the final ReLU runs inside the last convolution's store. */
+  forward(x: Tensor): Tensor {
+    return this.block(x, true);
+  }
+  private block(x: Tensor, relu: boolean): Tensor {
     // As CIFAR ResNet's block: ReLUs and the residual add fused, intermediates freed when used.
     const a = convBn(this.conv1, this.bn1, x, { relu: true });
     const b = convBn(this.conv2, this.bn2, a, { relu: true });
     a.dispose();
     const sc = this.downsample ? convBn(this.downsample.layers[0] as Conv2d, this.downsample.layers[1] as BatchNorm2d, x) : x;
-    const out = convBn(this.conv3, this.bn3, b, { add: sc });
+    const out = convBn(this.conv3, this.bn3, b, { add: sc, relu });
     b.dispose();
     if (sc !== x) sc.dispose();
     return out;
-  }
-  forward(x: Tensor): Tensor {
-    return F.relu(this.preActivation(x));
   }
 }
 
@@ -82,11 +87,23 @@ export class ResNet50 extends Backbone {
   }
 
   *staged(x: Tensor): StagedForward {
-    let h = this.pool.forward(convBn(this.conv1, this.bn1, x, { relu: true }));
+    let h = this.stem(x);
     for (const block of this.blocks) {
       const tap = block.preActivation(h);
       h = reluKeepRows(tap, yield tap);
     }
+    return this.head(h);
+  }
+
+  /** The plain forward: each bottleneck whole, its final ReLU fused (forwardBlocks). */
+  override forward(x: Tensor): Tensor {
+    return this.head(forwardBlocks(this.stem(x), this.blocks));
+  }
+
+  private stem(x: Tensor): Tensor {
+    return this.pool.forward(convBn(this.conv1, this.bn1, x, { relu: true }));
+  }
+  private head(h: Tensor): Tensor {
     return this.fc.forward(F.adaptiveAvgPool2d(h, 1).flatten(1));
   }
 }
