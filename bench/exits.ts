@@ -7,7 +7,7 @@ import { Command } from 'commander';
 import * as path from 'node:path';
 import { loadDataset, subset, BatchLoader } from '../src/data';
 import { loadTrainedModel } from '../src/exits';
-import { EarlyExitRuntime } from '../src/runtime/early-exit';
+import { EarlyExitRuntime, type ExitResult } from '../src/runtime/early-exit';
 import { exitCostModel } from '../src/train/pipeline';
 import { batchTensors } from '../src/train/batches';
 import { noGrad, tidy, setNumThreads, type Tensor } from '../src/tensor';
@@ -50,6 +50,26 @@ const sliceOf = <T>(items: T[], slices: number, s: number): T[] => items.slice(M
 /** The median over rounds of config's time against the plain backbone's in the same round. */
 function timeFraction(times: number[][], config: number): { fraction: number; plain: number; t: number } {
   return { fraction: median(times[config].map((t, r) => t / times[0][r])), plain: median(times[0]), t: median(times[config]) };
+}
+
+interface Tally {
+  cost: number;
+  correct: number;
+  histogram: number[];
+}
+const newTally = (numExits: number): Tally => ({ cost: 0, correct: 0, histogram: new Array<number>(numExits).fill(0) });
+
+/** Adds one batch's answers (either runtime's) to a tally. */
+function tally(t: Tally, r: ExitResult, labels: ArrayLike<number>): void {
+  r.cost.forEach((c) => (t.cost += c));
+  r.prediction.forEach((p, i) => (t.correct += p === labels[i] ? 1 : 0));
+  r.exitIndex.forEach((m) => t.histogram[m]++);
+}
+
+/** One row of the table: a runtime at one threshold, its answers over n samples and its time against its plain backbone. */
+function tableRow(runtime: string, batch: number, tau: number, t: Tally, n: number, baseCost: number, times: number[][], config: number): Record<string, number | string> {
+  const { fraction, plain, t: spent } = timeFraction(times, config);
+  return { runtime, batch, tau, cost_fraction: round(t.cost / n / baseCost, 3), time_fraction: round(fraction, 3), accuracy: round((100 * t.correct) / n, 2), plain_ms_per_sample: round((1000 * plain) / n, 3), exit_ms_per_sample: round((1000 * spent) / n, 3) };
 }
 
 /**
@@ -196,23 +216,14 @@ const o = cli.opts();
     });
     const seg = o.breakdown ? segmentTimes(net, batches.map((b) => b.x), Number(o.repeats)) : undefined;
     for (const [k, tau] of taus.entries()) {
-      let cost = 0;
-      let correct = 0;
-      const histogram = new Array<number>(runtime.numExits).fill(0);
-      for (const b of batches)
-        tidy(() => {
-          const r = runtime.run(b.x, { kind: 'confidence', tau });
-          r.cost.forEach((c) => (cost += c));
-          r.prediction.forEach((p, i) => (correct += p === b.y[i] ? 1 : 0));
-          r.exitIndex.forEach((m) => histogram[m]++);
-        });
-      const { fraction, plain, t } = timeFraction(times, k + 1);
-      const row: Record<string, number | string> = { runtime: 'libtorch', batch, tau, cost_fraction: round(cost / n / costs.baseCost, 3), time_fraction: round(fraction, 3), accuracy: round((100 * correct) / n, 2), plain_ms_per_sample: round((1000 * plain) / n, 3), exit_ms_per_sample: round((1000 * t) / n, 3) };
+      const answers = newTally(runtime.numExits);
+      for (const b of batches) tidy(() => tally(answers, runtime.run(b.x, { kind: 'confidence', tau }), b.y));
+      const row = tableRow('libtorch', batch, tau, answers, n, costs.baseCost, times, k + 1);
       if (o.breakdown) {
         const s = timeSections(net, () => batches.forEach((b) => tidy(() => void runtime.run(b.x, { kind: 'confidence', tau }))));
         const ms = (v: number): number => round((1000 * v) / n, 3);
         Object.assign(row, { backbone_ms_per_sample: ms(s.backbone), heads_ms_per_sample: ms(s.heads), other_ms_per_sample: ms(s.total - s.backbone - s.heads) });
-        if (seg) row.segment_time_fraction = round(segmentFraction(net, seg, histogram), 3);
+        if (seg) row.segment_time_fraction = round(segmentFraction(net, seg, answers.histogram), 3);
       }
       rows.push(row);
       if (!o.json) process.stderr.write(`batch ${batch} tau ${tau}: cost ${row.cost_fraction}, time ${row.time_fraction}, acc ${row.accuracy}%\n`);
@@ -234,15 +245,9 @@ const o = cli.opts();
       });
       for (const [v, variant] of variants.entries())
         for (const [k, tau] of taus.entries()) {
-          let cost = 0;
-          let correct = 0;
-          for (const i of inputs) {
-            const r = await ortExits[v].run(i, { kind: 'confidence', tau });
-            r.cost.forEach((c) => (cost += c));
-            r.prediction.forEach((p, k) => (correct += p === i.y[k] ? 1 : 0));
-          }
-          const { fraction, plain: plainOrt, t } = timeFraction(ortTimes, v * taus.length + k + 1);
-          const row = { runtime: variant.name, batch, tau, cost_fraction: round(cost / n / costs.baseCost, 3), time_fraction: round(fraction, 3), accuracy: round((100 * correct) / n, 2), plain_ms_per_sample: round((1000 * plainOrt) / n, 3), exit_ms_per_sample: round((1000 * t) / n, 3) };
+          const answers = newTally(runtime.numExits);
+          for (const i of inputs) tally(answers, await ortExits[v].run(i, { kind: 'confidence', tau }), i.y);
+          const row = tableRow(variant.name, batch, tau, answers, n, costs.baseCost, ortTimes, v * taus.length + k + 1);
           rows.push(row);
           if (!o.json) process.stderr.write(`${variant.name} batch ${batch} tau ${tau}: cost ${row.cost_fraction}, time ${row.time_fraction}, acc ${row.accuracy}%\n`);
         }

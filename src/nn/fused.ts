@@ -6,12 +6,12 @@
 import type { BatchNorm2d, Conv2d } from './layers';
 import * as F from './functional';
 import { profiling } from './profiler';
-import { native } from '../tensor/native';
+import { stampHolds, stampVersions, type VersionStamp } from '../tensor/versions';
 import { isGradEnabled, noGrad } from '../tensor/grad';
 import { keep } from '../tensor/scope';
 import type { Tensor } from '../tensor/tensor';
 
-interface Folded { weight: Tensor; bias: Tensor; versions: Float64Array; sources: Tensor[]; handles: bigint[] }
+interface Folded { weight: Tensor; bias: Tensor; stamp: VersionStamp }
 const cache = new WeakMap<BatchNorm2d, Folded>();
 
 function canFuse(conv: Conv2d, bn: BatchNorm2d): boolean {
@@ -26,7 +26,7 @@ function folded(conv: Conv2d, bn: BatchNorm2d): Folded {
   // version, so a training-mode BN step is seen through num_batches_tracked.
   const sources = [conv.weight, conv.bias, bn.weight, bn.bias, bn.runningMean, bn.runningVar, bn.numBatchesTracked].filter((t): t is Tensor => t !== undefined);
   const hit = cache.get(bn);
-  if (hit && hit.sources.length === sources.length && hit.sources.every((t, i) => t.handle === sources[i].handle) && native.versionsMatch(hit.handles, hit.versions)) return hit;
+  if (hit && stampHolds(hit.stamp, sources)) return hit;
   if (hit) {
     hit.weight.dispose();
     hit.bias.dispose();
@@ -40,8 +40,7 @@ function folded(conv: Conv2d, bn: BatchNorm2d): Folded {
     const shifted = conv.bias ? conv.bias.sub(rm) : rm.neg();
     let b = shifted.mul(gamma);
     if (bn.bias) b = b.add(bn.bias);
-    const handles = sources.map((t) => t.handle);
-    return { weight: keep(w), bias: keep(b), versions: Float64Array.from(native.versions(handles) as number[]), sources, handles };
+    return { weight: keep(w), bias: keep(b), stamp: stampVersions(sources) };
   });
   cache.set(bn, entry);
   return entry;

@@ -17,6 +17,7 @@ import type { Tensor } from '../tensor/tensor';
 import { validatePolicy, type ExitPolicy } from './policy';
 import { releaseTaps } from '../models/backbone';
 import { ExitBook, type ExitBookBuffers } from './onnx-core';
+import { stampHolds, stampVersions, type VersionStamp } from '../tensor/versions';
 
 export interface ExitResult {
   /** Predicted class per sample. */
@@ -40,7 +41,7 @@ function finalStep(logits: Tensor): { logits: Tensor; logProbs: Float32Array } {
 export class EarlyExitRuntime {
   readonly numExits: number;
   readonly numClasses: number;
-  private ensembleCache?: { handles: bigint[]; versions: Float64Array; combiner: ExitCombiner };
+  private ensembleCache?: { sources: Tensor[]; stamp: VersionStamp; combiner: ExitCombiner };
   /** Every module of the network, to put it in eval mode only when one is not (a walk of the tree cost ~20 us per call). */
   private readonly modules: Module[];
   /** The exit bookkeeping's memory, kept from call to call (run is synchronous). */
@@ -124,11 +125,10 @@ export class EarlyExitRuntime {
     if (!ens) return null;
     const c = this.ensembleCache;
     // The parameter tensors are the ensemble's for good (loadStateDict copies into them); their versions show updates.
-    if (c && native.versionsMatch(c.handles, c.versions)) return c.combiner;
-    const handles = ens.parameters().map((t) => t.handle);
-    const versions = Float64Array.from(native.versions(handles) as number[]);
+    if (c && stampHolds(c.stamp, c.sources)) return c.combiner;
+    const sources = ens.parameters();
     const combiner = ens.combiner();
-    this.ensembleCache = { handles, versions, combiner };
+    this.ensembleCache = { sources, stamp: stampVersions(sources), combiner };
     return combiner;
   }
 

@@ -10,12 +10,13 @@ const scopes: Set<Tensor>[] = [];
 // freed by the collector's cleanup. Tensors inside a scope are left out (the
 // scope frees them), so inference and training loops under tidy() give the
 // collector no per-tensor work; see native/src/handle.h for what that saved.
+// Whether a tensor is registered is a field of its own (Tensor.guarded):
+// dispose() asks on every call, and a flag is cheaper than a WeakSet lookup.
 const orphans = new FinalizationRegistry<bigint>((handle) => native.dispose(handle));
-const guarded = new WeakSet<Tensor>();
 
 function guard(t: Tensor): void {
-  if (guarded.has(t)) return;
-  guarded.add(t);
+  if (t.guarded) return;
+  t.guarded = true;
   orphans.register(t, t.handle, t);
 }
 
@@ -26,7 +27,9 @@ export function track(t: Tensor): void {
 
 /** A disposed tensor needs no backstop. */
 export function forget(t: Tensor): void {
-  if (guarded.delete(t)) orphans.unregister(t);
+  if (!t.guarded) return;
+  t.guarded = false;
+  orphans.unregister(t);
 }
 
 /** Takes a tensor out of every open scope, so tidy() will not free it. */

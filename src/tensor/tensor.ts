@@ -16,6 +16,8 @@ const wrapAll = (hs: NativeHandle[]): Tensor[] => hs.map(wrap);
 
 export class Tensor {
   readonly isTensor = true;
+  /** @internal Registered with scope.ts's garbage-collection backstop (no scope owns it). */
+  guarded = false;
   private shapeCache?: number[];
 
   constructor(readonly handle: NativeHandle) {
