@@ -145,8 +145,13 @@ bool ChannelsLastOut(const at::Tensor& x, const at::Tensor& w) {
 // images up brgconv is level or faster (medians of 60 runs, 2 threads). On
 // the ResNet-56 early-exit runtime at batch 1 (tau 0.84, three interleaved
 // A/B runs) the time fraction went from 0.572-0.586 to 0.565-0.576.
-dnnl::convolution_forward::primitive_desc Choose(const dnnl::convolution_forward::desc& desc, const dnnl::primitive_attr& attr, int64_t N, int64_t taps, int64_t groups) {
-  if (N == 1 && taps > 1 && groups == 1) {
+// The same for a first layer (fewer than 16 input channels: a grey or RGB
+// image) at any batch, where brgconv is slower: it took 394
+// against 211 us for a 1-channel 32x32 stem at batch 128, 521 against 410
+// with 3 channels (standalone oneDNN, medians of 7 runs, 2 threads).
+dnnl::convolution_forward::primitive_desc Choose(const dnnl::convolution_forward::desc& desc, const dnnl::primitive_attr& attr, int64_t N, int64_t C, int64_t taps,
+                                                int64_t groups) {
+  if (groups == 1 && ((N == 1 && taps > 1) || C < 16)) {
     dnnl::convolution_forward::primitive_desc probe(desc, attr, Engine());
     do {
       if (std::strncmp(probe.impl_info_str(), "jit:", 4) == 0) return probe;
@@ -203,7 +208,7 @@ at::Tensor DnnlConv(const at::Tensor& x, const at::Tensor& w, const c10::optiona
     const memory::dims st{stride[0], stride[1]}, dil{dilation[0] - 1, dilation[1] - 1}, pad{padding[0], padding[1]};
     auto desc = b ? dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, src, wany, bias, dst, st, dil, pad, pad)
                   : dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, src, wany, dst, st, dil, pad, pad);
-    prim = &cache.primitives.Insert(key, Primitive(Choose(desc, attr, N, kh * kw, groups)));
+    prim = &cache.primitives.Insert(key, Primitive(Choose(desc, attr, N, C, kh * kw, groups)));
   }
   const auto src = x.contiguous(fmt);
   auto out = at::empty({N, O, OH, OW}, x.options().memory_format(fmt));

@@ -90,6 +90,7 @@ export class ResNet50 extends Backbone {
     let h = this.stem(x);
     for (const block of this.blocks) {
       const tap = block.preActivation(h);
+      h.dispose(); // the block's input; the tap stays the caller's
       h = reluKeepRows(tap, yield tap);
     }
     return this.head(h);

@@ -152,6 +152,9 @@ test('exitForward: one native call with the numbers of forward() and a log-softm
     { tap: [3, 7, 7], prev: true, layout: 'channels_last' }, // k = 1
     { tap: [6, 32, 32], stride: 2, prev: true, layout: 'channels_last' },
     { tap: [20], prev: true }, // flat tap: linear only
+    // The pooling's and the classifier's vector kernels: sixteen channels a step, then the rest.
+    { tap: [16, 32, 32], prev: false, layout: 'channels_last' }, // k = 8
+    { tap: [40, 8, 8], prev: true }, // k = 2, two vector steps and 8 channels more
   ];
   for (const c of cases) {
     const h = new ICHead({ tapShape: c.tap, numClasses: K, previousClasses: c.prev ? K : 0, cascade: { enabled: true }, stride: c.stride });
