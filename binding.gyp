@@ -18,6 +18,7 @@
         "native/src/ops_shape.cc",
         "native/src/ops_autograd.cc",
         "native/src/ops_exits.cc",
+        "native/src/kernels.cc",
         "native/src/dnnl_conv.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],

@@ -1,6 +1,8 @@
 // Elementwise arithmetic, comparisons and unary maths; in-place updates for
 // optimizers. A second operand may be a tensor or a number.
+#include <ATen/Parallel.h>
 #include "op.h"
+#include "kernels.h"
 
 using namespace ztw;
 
@@ -54,7 +56,20 @@ UNARY(reciprocal, at::reciprocal)
 UNARY(square, at::square)
 UNARY(sigmoid, at::sigmoid)
 UNARY(tanh, at::tanh)
-UNARY(relu, at::relu)
+// relu: without autograd, a dense float32 CPU map goes through our own loop
+// into a tensor of its memory format: at::relu's TensorIterator setup was
+// most of a batch-1 ReLU (2.0 us for a 16x32x32 map, 1.0 for 64x8x8).
+ZTW_OP(relu) {
+  const auto& x = a.t(0);
+  const bool grad = at::GradMode::is_enabled() && x.requires_grad();
+  const auto fmt = x.dim() == 4 && !x.is_contiguous() && x.is_contiguous(at::MemoryFormat::ChannelsLast) ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
+  if (grad || x.scalar_type() != at::kFloat || !x.device().is_cpu() || !x.is_contiguous(fmt)) return a.ret(at::relu(x));
+  auto out = at::empty(x.sizes(), x.options().memory_format(fmt));
+  const float* xp = x.data_ptr<float>();
+  float* op = out.data_ptr<float>();
+  at::parallel_for(0, x.numel(), 65536, [&](int64_t begin, int64_t end) { ReluCopy(xp + begin, op + begin, end - begin); });
+  return a.ret(out);
+}
 UNARY(logicalNot, at::logical_not)
 UNARY(isnan, at::isnan)
 UNARY(isfinite, at::isfinite)

@@ -11,24 +11,12 @@
 #include <vector>
 #include "op.h"
 #include "nn.h"
+#include "kernels.h"
 
 using namespace ztw;
 
-// The vector kernels below are always inlined into each target's clone of
-// their callers, so the ABI of passing a 64-byte vector, which GCC warns
-// about, never applies.
 #pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wpsabi"
-
-// Sixteen floats as one value (GCC's vector extension): one zmm register
-// where the function is built for AVX-512, two ymm or four xmm otherwise.
-typedef float Float16 __attribute__((vector_size(64)));
-
-static inline __attribute__((always_inline)) Float16 Load16(const float* p) {
-  Float16 v;
-  __builtin_memcpy(&v, p, sizeof v);
-  return v;
-}
+#pragma GCC diagnostic ignored "-Wpsabi"  // see kernels.h
 
 // The pooled value of one window for one channel: avg + alpha * (max - avg).
 static inline float Mix(float mx, float sum, float inv, float a) {
@@ -162,19 +150,14 @@ static c10::optional<std::vector<at::Tensor>> ClassifierTail(const at::Tensor& f
 // Rows of x (each a contiguous block of `row` floats) copied to out, with
 // a ReLU when asked: one pass, where index_select then relu_ were two over
 // the survivors' maps (the second a read-modify-write that left L2 at
-// batch 128). omp simd: GCC's -O2 did not vectorise the max. A NaN stays
-// NaN, as in relu().
+// batch 128). A NaN stays NaN, as in relu().
 static void GatherRows(const float* x, float* out, const int64_t* rows, int64_t n, int64_t row, bool relu) {
   at::parallel_for(0, n, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, row)), [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; i++) {
-      const float* src = x + rows[i] * row;
-      float* dst = out + i * row;
-      if (!relu) {
-        std::memcpy(dst, src, sizeof(float) * row);
-        continue;
-      }
-#pragma omp simd
-      for (int64_t j = 0; j < row; j++) dst[j] = src[j] < 0.0f ? 0.0f : src[j];
+      if (relu)
+        ReluCopy(x + rows[i] * row, out + i * row, row);
+      else
+        std::memcpy(out + i * row, x + rows[i] * row, sizeof(float) * row);
     }
   });
 }

@@ -193,6 +193,29 @@ test('takeRows: rows along dim 0 like indexSelect, keeping channels-last layout'
   });
 });
 
+test('relu without autograd: its own loop, values and memory format as at::relu', () => {
+  tidy(() => {
+    manualSeed(5);
+    // 2*17*5*3 = 510 values: 31 vector steps and a remainder; a NaN, ties at 0.
+    const values = randn([2, 17, 5, 3]).toNumbers();
+    values[7] = Number.NaN;
+    values[8] = 0;
+    const x = tensor(values, [2, 17, 5, 3]);
+    const want = values.map((v) => (Number.isNaN(v) ? v : Math.max(v, 0)));
+    for (const t of [x, x.contiguous('channels_last')]) {
+      const r = noGrad(() => F.relu(t));
+      assert.deepEqual(r.toNumbers(), want);
+      assert.equal(r.isContiguous(t === x ? 'contiguous' : 'channels_last'), true, 'the input\'s memory format');
+    }
+    // Strided input, other dtypes and autograd go to at::relu.
+    assert.deepEqual(noGrad(() => F.relu(x.transpose(1, 3))).toNumbers(), tensor(want, [2, 17, 5, 3]).transpose(1, 3).toNumbers());
+    assert.deepEqual(F.relu(tensor([-2, 3], [2], 'int32')).toNumbers(), [0, 3]);
+    const g = tensor([-1, 2], [2]).requiresGrad_();
+    F.relu(g).sum().backward();
+    assert.deepEqual(g.grad?.toNumbers(), [0, 1]);
+  });
+});
+
 test('hasNan finds a NaN anywhere, in every layout and dtype', () => {
   tidy(() => {
     const x = randn([3, 2, 5, 5]);
