@@ -1,8 +1,8 @@
-// Our own vector loops, for the few places where an ATen op's setup
-// (TensorIterator, dispatch) costs more than its work: small maps at batch
-// 1. The addon is built without -march, so each kernel is compiled for
-// AVX-512, AVX2 and the baseline and the loader picks one (target_clones):
-// the baseline's SSE made them 3x slower.
+// Our own vector loops (the heads' pooling and classifier in ops_exits.cc,
+// the ReLU without autograd, the survivors' copy). The addon is built
+// without -march, so that it loads on any x86-64: each kernel is compiled
+// for AVX-512, AVX2 and the baseline and the loader picks one
+// (target_clones); the baseline's SSE made the pooling 3x slower.
 #pragma once
 #include <cstdint>
 

@@ -57,8 +57,8 @@ UNARY(square, at::square)
 UNARY(sigmoid, at::sigmoid)
 UNARY(tanh, at::tanh)
 // relu: without autograd, a dense float32 CPU map goes through our own loop
-// into a tensor of its memory format: at::relu's TensorIterator setup was
-// most of a batch-1 ReLU (2.0 us for a 16x32x32 map, 1.0 for 64x8x8).
+// (kernels.h) into a tensor of its memory format: 1.97 -> 1.85 us for one
+// 16x32x32 map, 1.01 -> 0.73 for a 64x8x8 one, 72 -> 39 us for 128 of those.
 ZTW_OP(relu) {
   const auto& x = a.t(0);
   const bool grad = at::GradMode::is_enabled() && x.requires_grad();
