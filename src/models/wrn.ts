@@ -4,6 +4,7 @@ import { Backbone, keepRows, type BackboneOptions, type StagedForward, type TapI
 import { Module } from '../nn/module';
 import { BatchNorm2d, Conv2d, Dropout, Linear } from '../nn/layers';
 import * as F from '../nn/functional';
+import { convBn, convFused } from '../nn/fused';
 import type { Tensor } from '../tensor/tensor';
 import { initResNetWeights } from './init';
 
@@ -24,9 +25,21 @@ class WideBlock extends Module {
     if (stride !== 1 || cin !== cout) this.shortcut = this.registerModule('shortcut', new Conv2d({ inChannels: cin, outChannels: cout, kernelSize: 1, stride }));
   }
   forward(x: Tensor): Tensor {
-    const h = this.drop.forward(this.conv1.forward(F.relu(this.bn1.forward(x))));
-    const out = this.conv2.forward(F.relu(this.bn2.forward(h)));
-    return out.add(this.shortcut ? this.shortcut.forward(x) : x);
+    const normed = this.bn1.forward(x);
+    const a = F.relu(normed);
+    normed.dispose();
+    // With the dropout inactive (evaluation, or p = 0) conv1 -> BN2 -> ReLU
+    // is one convolution (BN2 folded into conv1, the ReLU in its store), and
+    // the residual add runs in conv2's store: 3 passes over the block's maps
+    // fewer at inference.
+    const dropping = this.drop.training && (this.drop.options.p ?? 0.5) > 0;
+    const h = dropping ? F.relu(this.bn2.forward(this.drop.forward(this.conv1.forward(a)))) : convBn(this.conv1, this.bn2, a, { relu: true });
+    const sc = this.shortcut ? this.shortcut.forward(x) : x;
+    const out = convFused(this.conv2, h, { add: sc });
+    a.dispose();
+    h.dispose();
+    if (sc !== x) sc.dispose();
+    return out;
   }
 }
 

@@ -60,19 +60,36 @@ export interface ConvEpilogue {
 export function convBn(conv: Conv2d, bn: BatchNorm2d, x: Tensor, epilogue: ConvEpilogue = {}): Tensor {
   const { add, relu = false } = epilogue;
   if (!canFuse(conv, bn)) {
-    // The separate ops, each intermediate freed once used (autograd keeps its own references).
-    let y = conv.forward(x);
-    const step = (next: Tensor): void => {
-      y.dispose();
-      y = next;
-    };
-    step(bn.forward(y));
-    if (add) step(y.add(add));
-    if (relu) step(F.relu(y));
-    return y;
+    const y = conv.forward(x);
+    const normed = bn.forward(y);
+    y.dispose();
+    return separateEpilogue(normed, epilogue);
   }
   const f = folded(conv, bn);
   const { stride, padding, dilation, groups } = conv.options;
   if (!add && !relu) return F.conv2d(x, f.weight, f.bias, { stride, padding, dilation, groups });
   return F.conv2dFused(x, f.weight, f.bias, { stride, padding, dilation, groups }, { add, relu });
+}
+
+/**
+ * relu?(conv(x) + add?) as one convolution (a residual add and a ReLU in its
+ * store), for a convolution with no BN after it. With gradients wanted for
+ * the convolution, or the profiler on (which counts each op), as the
+ * separate ops.
+ */
+export function convFused(conv: Conv2d, x: Tensor, epilogue: ConvEpilogue = {}): Tensor {
+  if (profiling() || (isGradEnabled() && conv.weight.requiresGrad)) return separateEpilogue(conv.forward(x), epilogue);
+  const { stride, padding, dilation, groups } = conv.options;
+  return F.conv2dFused(x, conv.weight, conv.bias, { stride, padding, dilation, groups }, epilogue);
+}
+
+/** The epilogue as separate ops on y, each intermediate freed once used (autograd keeps its own references). */
+function separateEpilogue(y: Tensor, { add, relu = false }: ConvEpilogue): Tensor {
+  const step = (next: Tensor): void => {
+    y.dispose();
+    y = next;
+  };
+  if (add) step(y.add(add));
+  if (relu) step(F.relu(y));
+  return y;
 }

@@ -2,10 +2,11 @@
 // conv followed by BN, and the cached folded weights follow in-place updates.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { BatchNorm2d, Conv2d } from '../../src/nn/layers';
+import { BatchNorm2d, Conv2d, Dropout } from '../../src/nn/layers';
 import { convBn } from '../../src/nn/fused';
 import { collectCosts } from '../../src/nn/profiler';
 import { createBackbone } from '../../src/models';
+import { WideResNet } from '../../src/models/wrn';
 import { manualSeed, rand, randn } from '../../src/tensor/create';
 import { noGrad } from '../../src/tensor/grad';
 import { tidy } from '../../src/tensor/scope';
@@ -120,20 +121,45 @@ test('fusion is off in training mode and when gradients to the parameters are wa
   assert.equal(spy.calls, 2, 'training-mode BN is never fused');
 });
 
-test('a whole eval-mode backbone: fused forward equals the unfused (profiled) forward', () => {
-  manualSeed(6);
-  const m = createBackbone('resnet20');
-  // Give the BNs non-trivial statistics with a few training-mode batches.
+// ResNet-20: conv-BN folds with ReLU and residual epilogues. WRN (pre-activation
+// blocks): conv1 -> BN2 -> ReLU folded, the residual add in conv2's store.
+for (const [name, make] of [['resnet20', () => createBackbone('resnet20')], ['wrn8_2', () => new WideResNet({ depth: 8, widen: 2 })]] as const)
+  test(`a whole eval-mode backbone: fused forward equals the unfused (profiled) forward (${name})`, () => {
+    manualSeed(6);
+    const m = make();
+    // Give the BNs non-trivial statistics with a few training-mode batches.
+    m.train();
+    noGrad(() => tidy(() => {
+      for (let i = 0; i < 3; i++) m.forward(randn([8, 3, 32, 32]).mul(1.5).add(0.3));
+    }));
+    m.eval();
+    const x = randn([3, 3, 32, 32]);
+    const fused = noGrad(() => tidy(() => m.forward(x).toNumbers()));
+    let unfused: number[] = [];
+    const ops = collectCosts(() => noGrad(() => tidy(() => void (unfused = m.forward(x).toNumbers()))));
+    assertClose(fused, unfused, { atol: 1e-4, rtol: 1e-4, what: `${name} fused vs unfused` });
+    // The profiled (cost-model) pass still sees every BN as its own op.
+    const bns = [...m.namedModules()].filter(([, mod]) => mod instanceof BatchNorm2d).length;
+    assert.equal(ops.filter((op) => op.op === 'batchNorm').length, bns);
+    m.dispose();
+  });
+
+test('WRN in training mode: dropout and BN run as their own ops, and gradients reach every conv', () => {
+  manualSeed(8);
+  const m = new WideResNet({ depth: 8, widen: 2, dropout: 0.3 });
   m.train();
-  noGrad(() => tidy(() => {
-    for (let i = 0; i < 3; i++) m.forward(randn([8, 3, 32, 32]).mul(1.5).add(0.3));
-  }));
-  m.eval();
-  const x = randn([3, 3, 32, 32]);
-  const fused = noGrad(() => tidy(() => m.forward(x).toNumbers()));
-  let unfused: number[] = [];
-  collectCosts(() => noGrad(() => tidy(() => void (unfused = m.forward(x).toNumbers()))));
-  assertClose(fused, unfused, { atol: 1e-4, rtol: 1e-4, what: 'resnet20 fused vs unfused' });
+  const drops = [...m.namedModules()].map(([, mod]) => mod).filter((mod): mod is Dropout => mod instanceof Dropout);
+  let dropped = 0;
+  for (const d of drops) {
+    const forward = d.forward.bind(d);
+    d.forward = (x: Tensor) => (dropped++, forward(x));
+  }
+  const ops = collectCosts(() => tidy(() => void m.forward(randn([2, 3, 32, 32]))));
+  assert.equal(dropped, drops.length, 'every block ran its dropout');
+  const bns = [...m.namedModules()].filter(([, mod]) => mod instanceof BatchNorm2d).length;
+  assert.equal(ops.filter((op) => op.op === 'batchNorm').length, bns, 'every BN ran as its own op');
+  tidy(() => m.forward(randn([2, 3, 32, 32])).sum().backward());
+  for (const [n, t] of m.namedParameters()) if (n.endsWith('conv1.weight') || n.endsWith('conv2.weight')) assert.ok(t.grad, `gradient reaches ${n}`);
   m.dispose();
 });
 
