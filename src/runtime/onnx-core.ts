@@ -249,7 +249,10 @@ const prod = (a: readonly number[]): number => a.reduce((s, d) => s * d, 1);
 export function takeRows(data: Float32Array, rowSize: number, idx: Int32Array, into?: Float32Array): Float32Array {
   const size = idx.length * rowSize;
   const out = into && into.length >= size ? into.subarray(0, size) : new Float32Array(size);
-  for (let i = 0; i < idx.length; i++) out.set(data.subarray(idx[i] * rowSize, (idx[i] + 1) * rowSize), i * rowSize);
+  for (let i = 0; i < idx.length; i++) {
+    const from = idx[i] * rowSize;
+    for (let k = 0; k < rowSize; k++) out[i * rowSize + k] = data[from + k];
+  }
   return out;
 }
 
@@ -531,15 +534,22 @@ function answerLeaving(res: ExitResult, rows: Int32Array, leave: Uint8Array, arg
     res.prediction[r] = arg[i];
     res.exitIndex[r] = exit;
     res.cost[r] = cost;
-    res.probs.set(p.subarray(i * K, (i + 1) * K), r * K);
+    for (let k = 0; k < K; k++) res.probs[r * K + k] = p[i * K + k];
   }
   return stay.subarray(0, kept);
 }
 
+/** values[stay[i]] for every i, as a new array (Int32Array.from with a callback ran a call per element). */
+function pickRows(values: Int32Array, stay: Int32Array): Int32Array {
+  const out = new Int32Array(stay.length);
+  for (let i = 0; i < stay.length; i++) out[i] = values[stay[i]];
+  return out;
+}
+
 /** Keeps the rule's memory for the rows that go on. */
 function keepRuleRows(state: RuleState, stay: Int32Array): void {
-  if (state.lastArg) state.lastArg = Int32Array.from(stay, (i) => (state.lastArg as Int32Array)[i]);
-  if (state.streak) state.streak = Int32Array.from(stay, (i) => (state.streak as Int32Array)[i]);
+  if (state.lastArg) state.lastArg = pickRows(state.lastArg, stay);
+  if (state.streak) state.streak = pickRows(state.streak, stay);
 }
 
 /** ExitBook's working memory for one batch size. */
@@ -593,7 +603,11 @@ export class ExitBook {
     const n = rows.length;
     const { store, logq, p: into, decided, stay } = this.buffers;
     const member = store.subarray(this.members.length * N * K, (this.members.length + 1) * N * K);
-    for (let i = 0; i < n; i++) member.set(logProbs.subarray(i * K, (i + 1) * K), rows[i] * K);
+    // Element by element: a subarray view per row cost an allocation per row and exit at batch 128.
+    for (let i = 0; i < n; i++) {
+      const to = rows[i] * K;
+      for (let k = 0; k < K; k++) member[to + k] = logProbs[i * K + k];
+    }
     this.members.push(member);
     const p = exitProbabilities(this.combiner, m, this.members, n, K, rows, { logq, into });
     const { leave, arg } = decideExits(p, n, K, this.policy, final, this.rule, decided);
@@ -602,8 +616,7 @@ export class ExitBook {
 
   /** Narrows the running rows to `stay` (from step). */
   keep(stay: Int32Array): void {
-    const rows = this.rows;
-    this.rows = Int32Array.from(stay, (i) => rows[i]);
+    this.rows = pickRows(this.rows, stay);
     keepRuleRows(this.rule, stay);
   }
 }
