@@ -1,5 +1,6 @@
 // Conv-BN inference fusion (src/nn/fused.ts): the folded convolution equals
-// conv followed by BN, and the cached folded weights follow in-place updates.
+// conv followed by BN, the cached folded weights follow in-place updates, and
+// whole backbones (a ResNet, a WRN) equal their unfused, profiled forward.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { BatchNorm2d, Conv2d, Dropout } from '../../src/nn/layers';
