@@ -10,6 +10,14 @@ namespace ztw {
 at::Tensor Conv2d(const at::Tensor& x, const at::Tensor& w, const c10::optional<at::Tensor>& b, at::IntArrayRef stride,
                   at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups, const ConvFusion& fusion = {});
 
+// The layout of a tensor for our own loops: channels-last for a 4-D tensor
+// stored that way (and not also plain contiguous), else contiguous. Dense
+// storage in it is x.is_contiguous(DenseFormat(x)).
+inline at::MemoryFormat DenseFormat(const at::Tensor& x) {
+  const bool cl = x.dim() == 4 && !x.is_contiguous() && x.is_contiguous(at::MemoryFormat::ChannelsLast);
+  return cl ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
+}
+
 // An optional tensor argument (undefined or null: none).
 inline c10::optional<at::Tensor> Opt(const Args& a, size_t i) {
   auto t = a.optT(i);

@@ -3,6 +3,7 @@
 #include <ATen/Parallel.h>
 #include "op.h"
 #include "kernels.h"
+#include "nn.h"
 
 using namespace ztw;
 
@@ -62,7 +63,7 @@ UNARY(tanh, at::tanh)
 ZTW_OP(relu) {
   const auto& x = a.t(0);
   const bool grad = at::GradMode::is_enabled() && x.requires_grad();
-  const auto fmt = x.dim() == 4 && !x.is_contiguous() && x.is_contiguous(at::MemoryFormat::ChannelsLast) ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
+  const auto fmt = DenseFormat(x);
   if (grad || x.scalar_type() != at::kFloat || !x.device().is_cpu() || !x.is_contiguous(fmt)) return a.ret(at::relu(x));
   auto out = at::empty(x.sizes(), x.options().memory_format(fmt));
   const float* xp = x.data_ptr<float>();

@@ -170,9 +170,9 @@ ZTW_OP(takeRows) {
   const auto& x = a.t(0);
   const auto& rows = a.t(1);
   const bool relu = a.has(2) && a.b(2);
-  const bool cl = x.dim() == 4 && !x.is_contiguous() && x.is_contiguous(at::MemoryFormat::ChannelsLast);
+  const auto fmt = DenseFormat(x);
   const bool grad = at::GradMode::is_enabled() && x.requires_grad();
-  if (!grad && x.dim() >= 1 && x.scalar_type() == at::kFloat && x.device().is_cpu() && (cl || x.is_contiguous()) && rows.dim() == 1 &&
+  if (!grad && x.dim() >= 1 && x.scalar_type() == at::kFloat && x.device().is_cpu() && x.is_contiguous(fmt) && rows.dim() == 1 &&
       (rows.scalar_type() == at::kInt || rows.scalar_type() == at::kLong)) {
     const auto idx = rows.to(at::kLong).contiguous();
     const int64_t N = x.size(0), n = idx.size(0), row = N ? x.numel() / N : 0;
@@ -181,11 +181,11 @@ ZTW_OP(takeRows) {
       if (ip[i] < 0 || ip[i] >= N) throw ArgError("takeRows: row " + std::to_string(ip[i]) + " is out of range for " + std::to_string(N) + " rows");
     auto sizes = x.sizes().vec();
     sizes[0] = n;
-    auto out = at::empty(sizes, x.options().memory_format(cl ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous));
+    auto out = at::empty(sizes, x.options().memory_format(fmt));
     GatherRows(x.data_ptr<float>(), out.data_ptr<float>(), ip, n, row, relu);
     return a.ret(out);
   }
-  auto out = cl ? x.permute({0, 2, 3, 1}).index_select(0, rows).permute({0, 3, 1, 2}) : at::index_select(x, 0, rows);
+  auto out = fmt == at::MemoryFormat::ChannelsLast ? x.permute({0, 2, 3, 1}).index_select(0, rows).permute({0, 3, 1, 2}) : at::index_select(x, 0, rows);
   return a.ret(relu ? out.relu_() : out);
 }
 

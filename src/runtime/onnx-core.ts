@@ -249,10 +249,7 @@ const prod = (a: readonly number[]): number => a.reduce((s, d) => s * d, 1);
 export function takeRows(data: Float32Array, rowSize: number, idx: Int32Array, into?: Float32Array): Float32Array {
   const size = idx.length * rowSize;
   const out = into && into.length >= size ? into.subarray(0, size) : new Float32Array(size);
-  for (let i = 0; i < idx.length; i++) {
-    const from = idx[i] * rowSize;
-    for (let k = 0; k < rowSize; k++) out[i * rowSize + k] = data[from + k];
-  }
+  for (let i = 0; i < idx.length; i++) copyRow(out, i * rowSize, data, idx[i] * rowSize, rowSize);
   return out;
 }
 
@@ -534,9 +531,17 @@ function answerLeaving(res: ExitResult, rows: Int32Array, leave: Uint8Array, arg
     res.prediction[r] = arg[i];
     res.exitIndex[r] = exit;
     res.cost[r] = cost;
-    for (let k = 0; k < K; k++) res.probs[r * K + k] = p[i * K + k];
+    copyRow(res.probs, r * K, p, i * K, K);
   }
   return stay.subarray(0, kept);
+}
+
+/**
+ * dst[to..to+n) = src[from..from+n). Element by element: set() of a
+ * subarray view cost an allocation per row and exit at batch 128.
+ */
+function copyRow(dst: Float32Array, to: number, src: Float32Array, from: number, n: number): void {
+  for (let k = 0; k < n; k++) dst[to + k] = src[from + k];
 }
 
 /** values[stay[i]] for every i, as a new array (Int32Array.from with a callback ran a call per element). */
@@ -603,11 +608,7 @@ export class ExitBook {
     const n = rows.length;
     const { store, logq, p: into, decided, stay } = this.buffers;
     const member = store.subarray(this.members.length * N * K, (this.members.length + 1) * N * K);
-    // Element by element: a subarray view per row cost an allocation per row and exit at batch 128.
-    for (let i = 0; i < n; i++) {
-      const to = rows[i] * K;
-      for (let k = 0; k < K; k++) member[to + k] = logProbs[i * K + k];
-    }
+    for (let i = 0; i < n; i++) copyRow(member, rows[i] * K, logProbs, i * K, K);
     this.members.push(member);
     const p = exitProbabilities(this.combiner, m, this.members, n, K, rows, { logq, into });
     const { leave, arg } = decideExits(p, n, K, this.policy, final, this.rule, decided);
