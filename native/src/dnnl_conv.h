@@ -12,6 +12,11 @@ struct ConvFusion {
   /** Added to the convolution's output (same shape), before the ReLU. */
   c10::optional<at::Tensor> add;
   bool relu = false;
+  /**
+   * The addend is the caller's to consume: the result may be written into
+   * its memory (and is then returned as that tensor).
+   */
+  bool accumulate = false;
 };
 
 /** Whether DnnlConv serves these arguments (float32 CPU 4-D, no gradient wanted, oneDNN on). */

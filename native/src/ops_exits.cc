@@ -4,6 +4,7 @@
 // runtime runs a whole head in one call: the computation ICHead.forward
 // composes in TypeScript, with the ReLU and both poolings in one pass.
 #include <ATen/Parallel.h>
+#include <torch/csrc/autograd/variable.h>
 #include <algorithm>
 #include <cstring>
 #include <cmath>
@@ -162,14 +163,34 @@ static void GatherRows(const float* x, float* out, const int64_t* rows, int64_t 
   });
 }
 
-// takeRows(x, rows int32|int64 [n], relu?): rows of x along dim 0, in the
-// memory format x has (index_select makes channels-last inputs contiguous
-// NCHW, and every later convolution then paid for reordering them), with an
-// optional ReLU on the copy.
+// The same, in x's own memory: row rows[i] moves to row i. Rows ascending,
+// so no row is overwritten before it is read; each thread owns one slice of
+// every row, so threads never touch each other's floats. At batch 128 (8 MB
+// of 16x32x32 maps) this took 155 us where the copy into another map took
+// 250: no second map is drawn into the cache.
+static void CompactRows(float* x, const int64_t* rows, int64_t n, int64_t row, bool relu) {
+  at::parallel_for(0, row, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, n)), [&](int64_t begin, int64_t end) {
+    for (int64_t i = 0; i < n; i++) {
+      float* to = x + i * row + begin;
+      const float* from = x + rows[i] * row + begin;
+      if (relu)
+        ReluCopy(from, to, end - begin);
+      else if (to != from)
+        std::memmove(to, from, sizeof(float) * (end - begin));
+    }
+  });
+}
+
+// takeRows(x, rows int32|int64 [n], relu?, inPlace?): rows of x along dim 0,
+// in the memory format x has (index_select makes channels-last inputs
+// contiguous NCHW, and every later convolution then paid for reordering
+// them), with an optional ReLU on the copy. With inPlace (the caller gives x
+// up) and ascending rows, in x's memory: the result is a view of its front.
 ZTW_OP(takeRows) {
   const auto& x = a.t(0);
   const auto& rows = a.t(1);
   const bool relu = a.has(2) && a.b(2);
+  const bool inPlace = a.has(3) && a.b(3);
   const auto fmt = DenseFormat(x);
   const bool grad = at::GradMode::is_enabled() && x.requires_grad();
   if (!grad && x.dim() >= 1 && x.scalar_type() == at::kFloat && x.device().is_cpu() && x.is_contiguous(fmt) && rows.dim() == 1 &&
@@ -179,6 +200,11 @@ ZTW_OP(takeRows) {
     const int64_t* ip = idx.data_ptr<int64_t>();
     for (int64_t i = 0; i < n; i++)
       if (ip[i] < 0 || ip[i] >= N) throw ArgError("takeRows: row " + std::to_string(ip[i]) + " is out of range for " + std::to_string(N) + " rows");
+    if (inPlace && std::is_sorted(ip, ip + n, std::less_equal<int64_t>())) {
+      CompactRows(x.data_ptr<float>(), ip, n, row, relu);
+      torch::autograd::impl::bump_version(x);
+      return a.ret(x.narrow(0, 0, n));
+    }
     auto sizes = x.sizes().vec();
     sizes[0] = n;
     auto out = at::empty(sizes, x.options().memory_format(fmt));

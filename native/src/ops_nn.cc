@@ -29,12 +29,14 @@ at::Tensor ztw::Conv2d(const at::Tensor& x, const at::Tensor& w, const c10::opti
   return fusion.relu ? at::relu(y) : y;
 }
 ZTW_OP(conv2d) { return a.ret(Conv2d(a.t(0), a.t(1), Opt(a, 2), a.ints(3), a.ints(4), a.ints(5), a.i64(6))); }
-// convFused(x, weight, bias?, stride[2], padding[2], dilation[2], groups, relu, add?):
-// relu?(conv2d(x) + add?), for inference in one pass over the output.
+// convFused(x, weight, bias?, stride[2], padding[2], dilation[2], groups, relu, add?, consumeAdd?):
+// relu?(conv2d(x) + add?), for inference in one pass over the output; with
+// consumeAdd the result may be written into the addend's memory.
 ZTW_OP(convFused) {
   ConvFusion fusion;
   fusion.relu = a.b(7);
   fusion.add = Opt(a, 8);
+  fusion.accumulate = a.has(9) && a.b(9);
   return a.ret(Conv2d(a.t(0), a.t(1), Opt(a, 2), a.ints(3), a.ints(4), a.ints(5), a.i64(6), fusion));
 }
 // batchNorm(x, weight?, bias?, runningMean?, runningVar?, training, momentum, eps):

@@ -8,6 +8,8 @@
 // releaseTaps() does so for callers that read each tap before resuming.
 import { Module } from '../nn/module';
 import * as F from '../nn/functional';
+import { profiling } from '../nn/profiler';
+import { isGradEnabled } from '../tensor/grad';
 import type { Tensor } from '../tensor/tensor';
 
 export interface TapInfo {
@@ -18,6 +20,15 @@ export interface TapInfo {
 }
 
 export type StagedForward = Generator<Tensor, Tensor, Tensor | undefined>;
+
+export interface StagedOptions {
+  /**
+   * The caller reads each tap only before it resumes the pass (as through
+   * releaseTaps): the backbone may then write the next maps into the tap's
+   * memory, where they stay cache-warm. Without gradients only.
+   */
+  consumeTaps?: boolean;
+}
 
 export interface BackboneOptions {
   numClasses?: number;
@@ -40,7 +51,7 @@ export abstract class Backbone extends Module {
   /** Tap points in forward order; staged() yields exactly one tensor per tap. */
   abstract readonly taps: TapInfo[];
 
-  abstract staged(x: Tensor): StagedForward;
+  abstract staged(x: Tensor, options?: StagedOptions): StagedForward;
 
   /** Weight decay of the reference recipe for this network. */
   get weightDecay(): number {
@@ -76,14 +87,23 @@ export function* releaseTaps(gen: StagedForward): StagedForward {
   }
 }
 
+export interface BlockOptions {
+  /**
+   * The block's input is the caller's to give up (it disposes it after the
+   * call): the block may write its result into the input's memory.
+   */
+  consumeInput?: boolean;
+}
+
 /**
  * A plain forward through blocks that run whole (each block's final ReLU
  * inside its last convolution, which a staged forward cannot do: it hands the
- * ICs the maps before that ReLU). Frees each block's input once used.
+ * ICs the maps before that ReLU). Each block's input is given up to it and
+ * freed once used.
  */
-export function forwardBlocks(h: Tensor, blocks: readonly { forward(x: Tensor): Tensor }[]): Tensor {
+export function forwardBlocks(h: Tensor, blocks: readonly { forward(x: Tensor, options?: BlockOptions): Tensor }[]): Tensor {
   for (const block of blocks) {
-    const next = block.forward(h);
+    const next = block.forward(h, { consumeInput: true });
     h.dispose();
     h = next;
   }
@@ -95,7 +115,12 @@ export function keepRows(x: Tensor, rows: Tensor | undefined): Tensor {
   return rows ? x.takeRows(rows) : x;
 }
 
-/** relu(keepRows(x, rows)), the ReLU in the copy's pass when rows are kept. */
-export function reluKeepRows(x: Tensor, rows: Tensor | undefined): Tensor {
-  return rows ? x.takeRows(rows, { relu: true }) : F.relu(x);
+/**
+ * relu(keepRows(x, rows)), the ReLU in the copy's pass when rows are kept;
+ * with inPlace (the caller gives x up) in x's memory, the kept rows packed
+ * at its front. Autograd and the profiler get the plain ops.
+ */
+export function reluKeepRows(x: Tensor, rows: Tensor | undefined, inPlace = false): Tensor {
+  const own = inPlace && !isGradEnabled() && !profiling();
+  return rows ? x.takeRows(rows, { relu: true, inPlace: own }) : F.relu(x, { inPlace: own });
 }

@@ -1,6 +1,6 @@
 // CIFAR ResNets (ResNet-20/56/110: basic blocks, 16/32/64 channels) and the
 // tap after each block's `conv + shortcut`, before its last ReLU.
-import { Backbone, forwardBlocks, reluKeepRows, type BackboneOptions, type StagedForward, type TapInfo } from './backbone';
+import { Backbone, forwardBlocks, reluKeepRows, type BackboneOptions, type BlockOptions, type StagedForward, type StagedOptions, type TapInfo } from './backbone';
 import { Module } from '../nn/module';
 import { BatchNorm2d, Conv2d, Linear, Sequential } from '../nn/layers';
 import * as F from '../nn/functional';
@@ -25,20 +25,20 @@ export class BasicBlock extends Module {
       this.shortcut = this.registerModule('shortcut', new Sequential(new Conv2d({ inChannels: cin, outChannels: cout, kernelSize: 1, stride, bias: false }), new BatchNorm2d({ numFeatures: cout })));
   }
   /** conv + shortcut, before the final ReLU: where an IC taps. */
-  preActivation(x: Tensor): Tensor {
-    return this.block(x, false);
+  preActivation(x: Tensor, options: BlockOptions = {}): Tensor {
+    return this.block(x, false, options);
   }
   /** The whole block: the final ReLU runs inside the second convolution's store. */
-  forward(x: Tensor): Tensor {
-    return this.block(x, true);
+  forward(x: Tensor, options: BlockOptions = {}): Tensor {
+    return this.block(x, true, options);
   }
-  private block(x: Tensor, relu: boolean): Tensor {
+  private block(x: Tensor, relu: boolean, { consumeInput = false }: BlockOptions): Tensor {
     // Intermediates are freed as soon as they are used (autograd keeps its
     // own references): a pass then reuses cache-warm blocks instead of
     // holding every activation of the network until its scope ends.
     const r = convBn(this.conv1, this.bn1, x, { relu: true });
     const sc = this.shortcut ? convBn(this.shortcut.layers[0] as Conv2d, this.shortcut.layers[1] as BatchNorm2d, x) : x;
-    const out = convBn(this.conv2, this.bn2, r, { add: sc, relu });
+    const out = convBn(this.conv2, this.bn2, r, { add: sc, relu, consumeAdd: sc !== x || consumeInput });
     r.dispose();
     if (sc !== x) sc.dispose();
     return out;
@@ -89,13 +89,13 @@ export class CifarResNet extends Backbone {
     initResNetWeights(this);
   }
 
-  *staged(x: Tensor): StagedForward {
+  *staged(x: Tensor, { consumeTaps = false }: StagedOptions = {}): StagedForward {
     let h = this.stem(x);
     for (const block of this.blocks) {
-      const tap = block.preActivation(h);
+      const tap = block.preActivation(h, { consumeInput: true });
       h.dispose(); // the block's input; the tap stays the caller's
       const rows = yield tap;
-      h = reluKeepRows(tap, rows);
+      h = reluKeepRows(tap, rows, consumeTaps);
     }
     return this.head(h);
   }

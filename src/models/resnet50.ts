@@ -1,6 +1,6 @@
 // ResNet-50, ImageNet layout (bottlenecks [3, 4, 6, 3]); a tap after every
 // bottleneck's `conv + shortcut`. Used for the cost model and ImageNet runs.
-import { Backbone, forwardBlocks, reluKeepRows, type BackboneOptions, type StagedForward, type TapInfo } from './backbone';
+import { Backbone, forwardBlocks, reluKeepRows, type BackboneOptions, type BlockOptions, type StagedForward, type StagedOptions, type TapInfo } from './backbone';
 import { Module } from '../nn/module';
 import { BatchNorm2d, Conv2d, Linear, MaxPool2d, Sequential } from '../nn/layers';
 import * as F from '../nn/functional';
@@ -29,20 +29,20 @@ class Bottleneck extends Module {
       this.downsample = this.registerModule('downsample', new Sequential(new Conv2d({ inChannels: cin, outChannels: cout, kernelSize: 1, stride, bias: false }), new BatchNorm2d({ numFeatures: cout })));
   }
   /** conv + shortcut, before the final ReLU: where an IC taps. */
-  preActivation(x: Tensor): Tensor {
-    return this.block(x, false);
+  preActivation(x: Tensor, options: BlockOptions = {}): Tensor {
+    return this.block(x, false, options);
   }
   /** The whole bottleneck: the final ReLU runs inside the last convolution's store. */
-  forward(x: Tensor): Tensor {
-    return this.block(x, true);
+  forward(x: Tensor, options: BlockOptions = {}): Tensor {
+    return this.block(x, true, options);
   }
-  private block(x: Tensor, relu: boolean): Tensor {
+  private block(x: Tensor, relu: boolean, { consumeInput = false }: BlockOptions): Tensor {
     // As CIFAR ResNet's block: ReLUs and the residual add fused, intermediates freed when used.
     const a = convBn(this.conv1, this.bn1, x, { relu: true });
     const b = convBn(this.conv2, this.bn2, a, { relu: true });
     a.dispose();
     const sc = this.downsample ? convBn(this.downsample.layers[0] as Conv2d, this.downsample.layers[1] as BatchNorm2d, x) : x;
-    const out = convBn(this.conv3, this.bn3, b, { add: sc, relu });
+    const out = convBn(this.conv3, this.bn3, b, { add: sc, relu, consumeAdd: sc !== x || consumeInput });
     b.dispose();
     if (sc !== x) sc.dispose();
     return out;
@@ -86,12 +86,12 @@ export class ResNet50 extends Backbone {
     initResNetWeights(this);
   }
 
-  *staged(x: Tensor): StagedForward {
+  *staged(x: Tensor, { consumeTaps = false }: StagedOptions = {}): StagedForward {
     let h = this.stem(x);
     for (const block of this.blocks) {
-      const tap = block.preActivation(h);
+      const tap = block.preActivation(h, { consumeInput: true });
       h.dispose(); // the block's input; the tap stays the caller's
-      h = reluKeepRows(tap, yield tap);
+      h = reluKeepRows(tap, yield tap, consumeTaps);
     }
     return this.head(h);
   }

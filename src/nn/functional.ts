@@ -24,8 +24,8 @@ export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor, o: Conv2dArgs =
  * relu?(conv2d(x) + add?): one native call, and without gradients one pass
  * over the output (oneDNN post-ops); with gradients the separate ops.
  */
-export function conv2dFused(x: Tensor, weight: Tensor, bias: Tensor | undefined, o: Conv2dArgs, epilogue: { add?: Tensor; relu?: boolean }): Tensor {
-  const y = wrap(native.convFused(x.handle, weight.handle, bias?.handle, pair(o.stride ?? 1), pair(o.padding ?? 0), pair(o.dilation ?? 1), o.groups ?? 1, epilogue.relu ?? false, epilogue.add?.handle));
+export function conv2dFused(x: Tensor, weight: Tensor, bias: Tensor | undefined, o: Conv2dArgs, epilogue: { add?: Tensor; relu?: boolean; consumeAdd?: boolean }): Tensor {
+  const y = wrap(native.convFused(x.handle, weight.handle, bias?.handle, pair(o.stride ?? 1), pair(o.padding ?? 0), pair(o.dilation ?? 1), o.groups ?? 1, epilogue.relu ?? false, epilogue.add?.handle, epilogue.consumeAdd ?? false));
   if (profiling()) record('conv2d', y, ...costRules.conv2d(y, weight, bias !== undefined));
   return y;
 }
@@ -44,8 +44,13 @@ export function layerNorm(x: Tensor, normalizedShape: number[], weight?: Tensor,
   return y;
 }
 
-export function relu(x: Tensor): Tensor {
-  const y = wrap(native.relu(x.handle));
+/**
+ * With inPlace the caller gives x up: without gradients the result is
+ * written into x's memory (x's handle and the result's then share it; the
+ * caller only disposes x).
+ */
+export function relu(x: Tensor, o: { inPlace?: boolean } = {}): Tensor {
+  const y = wrap(native.relu(x.handle, o.inPlace ?? false));
   if (profiling()) record('relu', y, ...costRules.elementwise(y, 1));
   return y;
 }

@@ -50,6 +50,13 @@ export interface ConvEpilogue {
   /** Added to bn(conv(x)) (a residual), before the ReLU. */
   add?: Tensor;
   relu?: boolean;
+  /**
+   * The caller gives `add` up: the result may be written into its memory
+   * (then `add` holds the result too, and the caller only disposes it).
+   * Where the convolution runs fused this lets it accumulate in place,
+   * which oneDNN's fastest kernel serves and a separate addend does not.
+   */
+  consumeAdd?: boolean;
 }
 
 /**
@@ -58,7 +65,7 @@ export interface ConvEpilogue {
  * store, a ResNet block makes 3 passes over its maps instead of 5.
  */
 export function convBn(conv: Conv2d, bn: BatchNorm2d, x: Tensor, epilogue: ConvEpilogue = {}): Tensor {
-  const { add, relu = false } = epilogue;
+  const { add, relu = false, consumeAdd = false } = epilogue;
   if (!canFuse(conv, bn)) {
     const y = conv.forward(x);
     const normed = bn.forward(y);
@@ -68,7 +75,7 @@ export function convBn(conv: Conv2d, bn: BatchNorm2d, x: Tensor, epilogue: ConvE
   const f = folded(conv, bn);
   const { stride, padding, dilation, groups } = conv.options;
   if (!add && !relu) return F.conv2d(x, f.weight, f.bias, { stride, padding, dilation, groups });
-  return F.conv2dFused(x, f.weight, f.bias, { stride, padding, dilation, groups }, { add, relu });
+  return F.conv2dFused(x, f.weight, f.bias, { stride, padding, dilation, groups }, { add, relu, consumeAdd });
 }
 
 /**

@@ -87,7 +87,7 @@ export class EarlyExitRuntime {
         let tap = 0;
         // Each tap is freed once the backbone has moved past it, each
         // index of kept rows once the backbone has used it.
-        const gen = releaseTaps(backbone.staged(x));
+        const gen = releaseTaps(backbone.staged(x, { consumeTaps: true }));
         for (let r = gen.next(); ; r = gen.next(keep)) {
           keep?.dispose();
           keep = undefined;

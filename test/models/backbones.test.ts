@@ -9,7 +9,7 @@ import { noGrad } from '../../src/tensor/grad';
 import { tidy } from '../../src/tensor/scope';
 import type { Tensor } from '../../src/tensor/tensor';
 import { assertClose } from '../helpers/assert';
-import { setNumThreads } from '../../src/tensor/native';
+import { native, setNumThreads } from '../../src/tensor/native';
 
 // Small tensors on a shared 2-core machine: one intra-op thread avoids OpenMP contention.
 setNumThreads(1);
@@ -101,6 +101,51 @@ for (const [arch, input, narrowAt] of [
           // The dropped rows really are gone: a different subset gives different logits.
           const other = full.indexSelect(0, tensor(BigInt64Array.from([1, 2, 0], BigInt), [3], 'int64'));
           assert.notDeepEqual(logits.toNumbers(), other.toNumbers());
+        }),
+      );
+    } finally {
+      model.dispose();
+    }
+  });
+}
+
+// consumeTaps: a caller that reads each tap before resuming lets the backbone
+// write the next maps into the tap's memory; what it reads must not change.
+for (const [arch, input] of [
+  ['resnet20', [3, 32, 32]],
+  ['resnet50', [3, 64, 64]],
+  ['vgg16bn', [3, 32, 32]],
+] as const) {
+  test(`${arch}: with consumeTaps every tap, read before resuming, and the logits equal a pass that keeps its taps, narrowing or not`, () => {
+    manualSeed(3);
+    const model = createBackbone(arch, { inChannels: input[0], inputSize: input[1] }).eval();
+    try {
+      noGrad(() =>
+        tidy(() => {
+          const x = randn([5, ...input]).contiguous('channels_last');
+          const rows = [tensor([0, 2, 3, 4], [4], 'int32'), undefined, tensor([1, 2], [2], 'int32'), undefined];
+          const pass = (consumeTaps: boolean) => {
+            const seen: number[][] = [];
+            const memory: number[] = [];
+            const gen = releaseTaps(model.staged(x, { consumeTaps }));
+            let r = gen.next();
+            for (let i = 0; !r.done; i++) {
+              seen.push(r.value.toNumbers());
+              memory.push(native.dataId(r.value.handle));
+              r = gen.next(i < rows.length ? rows[i] : undefined);
+            }
+            return { seen, memory, logits: r.value.toNumbers() };
+          };
+          const kept = pass(false);
+          const consumed = pass(true);
+          assert.equal(consumed.seen.length, kept.seen.length);
+          consumed.seen.forEach((t, i) => assertClose(t, kept.seen[i], { atol: 1e-5, rtol: 1e-5, what: `${arch} tap ${i}` }));
+          assertClose(consumed.logits, kept.logits, { atol: 1e-5, rtol: 1e-5, what: `${arch} logits` });
+          if (arch.startsWith('resnet')) {
+            const reused = consumed.memory.filter((m, i) => i > 0 && m === consumed.memory[i - 1]).length;
+            assert.ok(reused > 0, `${arch}: some tap is written where the one before it was`);
+            assert.equal(kept.memory.filter((m, i) => i > 0 && m === kept.memory[i - 1]).length, 0, 'without consumeTaps every tap is its own map');
+          }
         }),
       );
     } finally {

@@ -7,7 +7,7 @@ import * as F from '../../src/nn/functional';
 import { cat, manualSeed, randn } from '../../src/tensor/create';
 import { noGrad } from '../../src/tensor/grad';
 import { tidy } from '../../src/tensor/scope';
-import { setNumThreads } from '../../src/tensor/native';
+import { native, setNumThreads } from '../../src/tensor/native';
 import type { Tensor } from '../../src/tensor/tensor';
 import { assertClose } from '../helpers/assert';
 
@@ -97,4 +97,36 @@ test('a fused addend of the wrong shape is a typed error, not a crash', () => {
     assert.match(e.message, /fused addend must be float32 \[2, 4, 6, 6\]/);
     return true;
   });
+});
+
+test('a consumed addend receives the result (sum into its memory), equal to the separate add; an addend that overlaps the input is not written', () => {
+  manualSeed(16);
+  for (const relu of [false, true])
+    for (const n of [1, 3])
+      tidy(() => {
+        const x = randn([n, 16, 8, 8]).contiguous('channels_last');
+        const w = randn([16, 16, 3, 3]);
+        const b = randn([16]);
+        const add = randn([n, 16, 8, 8]).contiguous('channels_last');
+        const want = noGrad(() => F.conv2dFused(x, w, b, { padding: 1 }, { add, relu })).toNumbers();
+        const addend = add.clone();
+        const version = addend.version;
+        const got = noGrad(() => F.conv2dFused(x, w, b, { padding: 1 }, { add: addend, relu, consumeAdd: true }));
+        assertClose(got.toNumbers(), want, { atol: 1e-4, rtol: 1e-4, what: `relu ${relu}, batch ${n}` });
+        assert.equal(native.dataId(got.handle), native.dataId(addend.handle), 'written into the addend');
+        assert.ok(addend.version > version, 'the addend\'s version moved on');
+        // The input as its own addend (a 1x1 convolution of one shape): read while written, so a new map.
+        const w1 = randn([16, 16, 1, 1]);
+        const self = x.clone();
+        const wantSelf = noGrad(() => F.conv2dFused(x, w1, undefined, {}, { add: x, relu })).toNumbers();
+        const gotSelf = noGrad(() => F.conv2dFused(self, w1, undefined, {}, { add: self, relu, consumeAdd: true }));
+        assertClose(gotSelf.toNumbers(), wantSelf, { atol: 1e-4, rtol: 1e-4, what: 'input as addend' });
+        assert.notEqual(native.dataId(gotSelf.handle), native.dataId(self.handle));
+        assertClose(self.toNumbers(), x.toNumbers(), { atol: 0, what: 'the input is untouched' });
+        // An addend in the other layout is copied first: the caller's tensor is untouched.
+        const nchw = add.contiguous();
+        const gotCopy = noGrad(() => F.conv2dFused(x, w, b, { padding: 1 }, { add: nchw, relu, consumeAdd: true }));
+        assertClose(gotCopy.toNumbers(), want, { atol: 1e-4, rtol: 1e-4, what: 'NCHW addend' });
+        assertClose(nchw.toNumbers(), add.toNumbers(), { atol: 0, what: 'a copied addend is left as it was' });
+      });
 });

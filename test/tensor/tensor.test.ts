@@ -186,6 +186,27 @@ test('takeRows: rows along dim 0 like indexSelect, keeping channels-last layout'
       }
     // NaN stays NaN, as in relu().
     assert.ok(Number.isNaN(tensor([Number.NaN, -1, 2], [3, 1]).takeRows(tensor([0], [1], 'int32'), { relu: true }).item()));
+    // In place (the caller gives the tensor up): ascending rows are packed at
+    // the front of its memory, with or without the ReLU, in both layouts and
+    // with rows that stay where they are (0) and rows that move (2, 4).
+    const asc = tensor([0, 2, 4], [3], 'int32');
+    for (const t of [x, cl])
+      for (const relu of [false, true]) {
+        const want = noGrad(() => t.takeRows(asc, { relu })).toNumbers();
+        const own = t.clone();
+        const r = noGrad(() => own.takeRows(asc, { relu, inPlace: true }));
+        assert.deepEqual(r.toNumbers(), want);
+        assert.deepEqual(r.shape, [3, 3, 4, 4]);
+        assert.equal(native.dataId(r.handle), native.dataId(own.handle), 'the front of the same memory');
+        assert.equal(r.isContiguous(t === cl ? 'channels_last' : 'contiguous'), true);
+      }
+    // Rows out of order (or repeated) cannot be packed in place: a copy, the input untouched.
+    const own = x.clone();
+    const shuffled = noGrad(() => own.takeRows(rows, { relu: true, inPlace: true }));
+    assert.deepEqual(shuffled.toNumbers(), x.indexSelect(0, rows).relu().toNumbers());
+    assert.notEqual(native.dataId(shuffled.handle), native.dataId(own.handle));
+    assert.deepEqual(own.toNumbers(), x.toNumbers());
+    assert.deepEqual(noGrad(() => x.clone().takeRows(tensor([1, 1], [2], 'int32'), { inPlace: true })).toNumbers(), x.indexSelect(0, tensor([1, 1], [2], 'int64')).toNumbers());
     // Gradients flow through the rows (the fused copy is for inference).
     const g = randn([4, 3]).requiresGrad_();
     g.takeRows(tensor([3, 1], [2], 'int32'), { relu: true }).sum().backward();
@@ -206,6 +227,14 @@ test('relu without autograd: its own loop, values and memory format as at::relu'
       const r = noGrad(() => F.relu(t));
       assert.deepEqual(r.toNumbers(), want);
       assert.equal(r.isContiguous(t === x ? 'contiguous' : 'channels_last'), true, 'the input\'s memory format');
+    }
+    // In place: the same values into the input's memory, a new handle to it.
+    for (const t of [x, x.contiguous('channels_last')]) {
+      const own = t.clone();
+      const r = noGrad(() => F.relu(own, { inPlace: true }));
+      assert.deepEqual(r.toNumbers(), want);
+      assert.equal(native.dataId(r.handle), native.dataId(own.handle));
+      assert.notEqual(r.handle, own.handle);
     }
     // Strided input, other dtypes and autograd go to at::relu.
     assert.deepEqual(noGrad(() => F.relu(x.transpose(1, 3))).toNumbers(), tensor(want, [2, 17, 5, 3]).transpose(1, 3).toNumbers());
