@@ -1,6 +1,7 @@
 // Stateless layer functions over the native table (PyTorch's F.*).
 import { native } from '../tensor/native';
 import { Tensor, wrapHandle as wrap } from '../tensor/tensor';
+import { noteTensorWrite } from '../tensor/versions';
 import { costRules, profiling, record } from './profiler';
 
 type Pair = number | [number, number];
@@ -34,6 +35,7 @@ export interface BatchNormArgs { weight?: Tensor; bias?: Tensor; runningMean?: T
 /** In training mode the running statistics are updated in place. */
 export function batchNorm(x: Tensor, o: BatchNormArgs): Tensor {
   const y = wrap(native.batchNorm(x.handle, o.weight?.handle, o.bias?.handle, o.runningMean?.handle, o.runningVar?.handle, o.training, o.momentum ?? 0.1, o.eps ?? 1e-5));
+  if (o.training && (o.runningMean || o.runningVar)) noteTensorWrite();
   if (profiling()) record('batchNorm', y, ...costRules.elementwise(y, 2));
   return y;
 }

@@ -4,6 +4,7 @@
 import { native, type NativeHandle } from './native';
 import { forget, keep, track } from './scope';
 import { TorchError } from './errors';
+import { noteTensorWrite } from './versions';
 
 export type DType = 'float32' | 'float64' | 'int64' | 'int32' | 'uint8' | 'bool';
 export type TypedArray = Float32Array | Float64Array | BigInt64Array | Int32Array | Uint8Array;
@@ -109,7 +110,7 @@ export class Tensor {
   sigmoid(): Tensor { return wrap(native.sigmoid(this.handle)); }
   tanh(): Tensor { return wrap(native.tanh(this.handle)); }
   relu(): Tensor { return wrap(native.relu(this.handle)); }
-  relu_(): this { native.clampMin_(this.handle, 0); return this; }
+  relu_(): this { native.clampMin_(this.handle, 0); noteTensorWrite(); return this; }
   isnan(): Tensor { return wrap(native.isnan(this.handle)); }
   isfinite(): Tensor { return wrap(native.isfinite(this.handle)); }
   clamp(min?: number | null, max?: number | null): Tensor { return wrap(native.clamp(this.handle, min ?? null, max ?? null)); }
@@ -121,17 +122,17 @@ export class Tensor {
   long(): Tensor { return this.to('int64'); }
 
   // ---- in place (optimizers, initialisation) ----
-  add_(o: Operand, alpha?: number): this { native.add_(this.handle, h(o), alpha); return this; }
-  mul_(o: Operand): this { native.mul_(this.handle, h(o)); return this; }
-  div_(o: Operand): this { native.div_(this.handle, h(o)); return this; }
-  addcmul_(a: Tensor, b: Tensor, value = 1): this { native.addcmul_(this.handle, a.handle, b.handle, value); return this; }
-  addcdiv_(a: Tensor, b: Tensor, value = 1): this { native.addcdiv_(this.handle, a.handle, b.handle, value); return this; }
-  lerp_(end: Tensor, weight: number): this { native.lerp_(this.handle, end.handle, weight); return this; }
-  copy_(src: Tensor): this { native.copy_(this.handle, src.handle); return this; }
-  zero_(): this { native.zero_(this.handle); return this; }
-  fill_(v: number): this { native.fill_(this.handle, v); return this; }
-  uniform_(low = 0, high = 1): this { native.uniform_(this.handle, low, high); return this; }
-  normal_(mean = 0, std = 1): this { native.normal_(this.handle, mean, std); return this; }
+  add_(o: Operand, alpha?: number): this { native.add_(this.handle, h(o), alpha); noteTensorWrite(); return this; }
+  mul_(o: Operand): this { native.mul_(this.handle, h(o)); noteTensorWrite(); return this; }
+  div_(o: Operand): this { native.div_(this.handle, h(o)); noteTensorWrite(); return this; }
+  addcmul_(a: Tensor, b: Tensor, value = 1): this { native.addcmul_(this.handle, a.handle, b.handle, value); noteTensorWrite(); return this; }
+  addcdiv_(a: Tensor, b: Tensor, value = 1): this { native.addcdiv_(this.handle, a.handle, b.handle, value); noteTensorWrite(); return this; }
+  lerp_(end: Tensor, weight: number): this { native.lerp_(this.handle, end.handle, weight); noteTensorWrite(); return this; }
+  copy_(src: Tensor): this { native.copy_(this.handle, src.handle); noteTensorWrite(); return this; }
+  zero_(): this { native.zero_(this.handle); noteTensorWrite(); return this; }
+  fill_(v: number): this { native.fill_(this.handle, v); noteTensorWrite(); return this; }
+  uniform_(low = 0, high = 1): this { native.uniform_(this.handle, low, high); noteTensorWrite(); return this; }
+  normal_(mean = 0, std = 1): this { native.normal_(this.handle, mean, std); noteTensorWrite(); return this; }
 
   // ---- reductions (dims omitted = all) ----
   sum(dims?: number | number[], keepdim = false): Tensor { return wrap(native.sum(this.handle, dims ?? null, keepdim)); }

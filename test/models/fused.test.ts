@@ -13,7 +13,8 @@ import { noGrad } from '../../src/tensor/grad';
 import { tidy } from '../../src/tensor/scope';
 import type { Tensor } from '../../src/tensor/tensor';
 import { assertClose } from '../helpers/assert';
-import { setNumThreads } from '../../src/tensor/native';
+import { native, setNumThreads } from '../../src/tensor/native';
+import { SGD } from '../../src/optim/sgd';
 
 // Small tensors on a shared 2-core machine: one intra-op thread avoids OpenMP contention.
 setNumThreads(1);
@@ -101,6 +102,33 @@ test('the fused weights are recomputed when a source tensor changes in place', (
   noGrad(() => other.bn.stateDict().get('weight')!.mul_(5));
   bn.loadStateDict(other.bn.stateDict());
   assertClose(run(), reference(conv, bn, x), { atol: 1e-4, rtol: 1e-4, what: 'after loadStateDict' });
+  // An optimizer step and a write through a view of a parameter are followed too.
+  const sgd = new SGD([conv.weight], { lr: 0.5 });
+  conv.weight.requiresGrad_(true);
+  tidy(() => conv.forward(x).square().sum().backward());
+  conv.weight.requiresGrad_(false);
+  sgd.step();
+  assertClose(run(), reference(conv, bn, x), { atol: 1e-4, rtol: 1e-4, what: 'after an SGD step' });
+  noGrad(() => tidy(() => void conv.weight.view(-1).narrow(0, 0, 5).fill_(3)));
+  assertClose(run(), reference(conv, bn, x), { atol: 1e-4, rtol: 1e-4, what: 'after a write through a view' });
+  // While nothing is written the stamp holds without asking libtorch; after a write it asks once.
+  const realMatch = native.versionsMatch;
+  let asked = 0;
+  native.versionsMatch = (...args: unknown[]) => {
+    asked++;
+    return realMatch(...args);
+  };
+  try {
+    run();
+    run();
+    assert.equal(asked, 0, 'no native version check while nothing was written');
+    noGrad(() => void randn([3]).add_(1)); // any write, even to another tensor
+    run();
+    run();
+    assert.equal(asked, 1, 'one check after a write, then none');
+  } finally {
+    native.versionsMatch = realMatch;
+  }
 });
 
 test('fusion is off in training mode and when gradients to the parameters are wanted', () => {
