@@ -190,19 +190,22 @@ at::Tensor DnnlConv(const at::Tensor& x, const at::Tensor& w, const c10::optiona
     add = fusion.add->contiguous(fmt);
   }
   const auto src = x.contiguous(fmt);
-  // Into the addend's own memory when the caller gives it up (oneDNN's sum
-  // post-op): brgconv serves that, where a binary add sent the convolution
-  // to the jit kernel, 10-20% slower at batch 128 (16 channels 32x32: 13.3
-  // against 14.8 us a sample, 64 channels 8x8: 12.1 against 14.6), and no
-  // third map is written. Only where the addend is already dense in
-  // the layout the convolution writes (no copy was made) and apart from the
-  // input; that no one else reads it is the caller's word.
+  // The residual add is oneDNN's sum post-op, accumulating into the output:
+  // brgconv serves that, where a binary add sent the convolution to the jit
+  // kernel, 10-20% slower at batch 128 (16 channels 32x32: 13.3 against
+  // 14.8 us a sample, 64 channels 8x8: 12.1 against 14.6). The output is the
+  // addend's own memory when the caller gives it up (no third map written),
+  // else a copy of the addend: one kernel either way, so a pass that keeps
+  // its maps and one that reuses them give the same numbers. In place only
+  // where the addend is already dense in the layout the convolution writes
+  // (no copy was made) and apart from the input; that no one else reads it
+  // is the caller's word.
   const bool into = fusion.add && fusion.accumulate && add.is_same(*fusion.add) && at::get_overlap_status(add, src) == at::MemOverlapStatus::No;
   const memory::dims wdims = groups > 1 ? memory::dims{groups, O / groups, C / groups, kh, kw} : memory::dims{O, C, kh, kw};
 
   std::string key;
   for (int64_t v : {N, C, H, W, O, kh, kw, stride[0], stride[1], padding[0], padding[1], dilation[0], dilation[1], groups}) AppendBytes(key, v);
-  AppendBytes(key, static_cast<uint8_t>(cl | (b.has_value() << 1) | (fusion.add.has_value() << 2) | (fusion.relu << 3) | (into << 4)));
+  AppendBytes(key, static_cast<uint8_t>(cl | (b.has_value() << 1) | (fusion.add.has_value() << 2) | (fusion.relu << 3)));
 
   auto& cache = TheCache();
   std::lock_guard<std::mutex> lock(cache.mutex);
@@ -211,10 +214,7 @@ at::Tensor DnnlConv(const at::Tensor& x, const at::Tensor& w, const c10::optiona
     const memory::desc src({N, C, H, W}, kF32, act), dst({N, O, OH, OW}, kF32, act);
     const memory::desc wany(wdims, kF32, Tag::any), bias({O}, kF32, Tag::a);
     dnnl::post_ops ops;
-    if (into)
-      ops.append_sum(1.0f);
-    else if (fusion.add)
-      ops.append_binary(dnnl::algorithm::binary_add, dst);
+    if (fusion.add) ops.append_sum(1.0f);
     if (fusion.relu) ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, 0.0f, 0.0f);
     dnnl::primitive_attr attr;
     attr.set_post_ops(ops);
@@ -224,6 +224,7 @@ at::Tensor DnnlConv(const at::Tensor& x, const at::Tensor& w, const c10::optiona
     prim = &cache.primitives.Insert(key, Primitive(Choose(desc, attr, N, C, kh * kw, groups)));
   }
   auto out = into ? add : at::empty({N, O, OH, OW}, x.options().memory_format(fmt));
+  if (fusion.add && !into) out.copy_(add);
   const auto& weights = WeightsIn(cache, w, wdims, prim->pd.weights_desc());
   prim->args.insert_or_assign(DNNL_ARG_WEIGHTS, weights);
   prim->Bind(DNNL_ARG_SRC, prim->pd.src_desc(), const_cast<void*>(src.data_ptr()));
@@ -233,7 +234,6 @@ at::Tensor DnnlConv(const at::Tensor& x, const at::Tensor& w, const c10::optiona
     bias = b->contiguous();
     prim->Bind(DNNL_ARG_BIAS, prim->pd.bias_desc(), bias.data_ptr());
   }
-  if (fusion.add && !into) prim->Bind(DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1, prim->pd.dst_desc(), add.data_ptr());
   prim->conv.execute(Stream(), prim->args);
   Stream().wait();
   if (into) torch::autograd::impl::bump_version(out);

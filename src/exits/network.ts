@@ -3,7 +3,7 @@
 // configurations of this one composition (see methods.ts).
 import { Module } from '../nn/module';
 import { releaseTaps, type Backbone } from '../models/backbone';
-import { noGrad } from '../tensor/grad';
+import { isGradEnabled, noGrad } from '../tensor/grad';
 import type { Tensor } from '../tensor/tensor';
 import { ICHead, type CascadeOptions } from './head';
 
@@ -80,7 +80,10 @@ export function sharedExitLogits(nets: EarlyExitNetwork[], x: Tensor): Tensor[][
   for (const n of nets)
     if (n.backbone !== base.backbone || n.tapIndices.join(',') !== base.tapIndices.join(',')) throw new Error('sharedExitLogits: every network must sit on the same backbone and taps');
   const logits: Tensor[][] = nets.map(() => []);
-  const gen = releaseTaps(base.backbone.staged(x));
+  // Each tap is read by the heads before the pass resumes; without gradients
+  // (which would keep the taps for the heads' backward) the backbone may then
+  // reuse its memory, as the runtime does.
+  const gen = releaseTaps(base.backbone.staged(x, { consumeTaps: !isGradEnabled() }));
   let tap = 0;
   let head = 0;
   for (let r = noGrad(() => gen.next()); ; r = noGrad(() => gen.next())) {

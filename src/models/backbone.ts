@@ -58,8 +58,9 @@ export abstract class Backbone extends Module {
     return 1e-4;
   }
 
+  /** The staged pass, no tap read: each may be overwritten once passed. */
   forward(x: Tensor): Tensor {
-    const gen = releaseTaps(this.staged(x));
+    const gen = releaseTaps(this.staged(x, { consumeTaps: true }));
     for (;;) {
       const r = gen.next();
       if (r.done) return r.value;
@@ -110,9 +111,12 @@ export function forwardBlocks(h: Tensor, blocks: readonly { forward(x: Tensor, o
   return h;
 }
 
-/** Narrows a running batch to the rows the caller keeps, in the batch's memory format. */
-export function keepRows(x: Tensor, rows: Tensor | undefined): Tensor {
-  return rows ? x.takeRows(rows) : x;
+/**
+ * Narrows a running batch to the rows the caller keeps, in the batch's memory
+ * format; with inPlace (the caller gives x up) packed at the front of x's memory.
+ */
+export function keepRows(x: Tensor, rows: Tensor | undefined, inPlace = false): Tensor {
+  return rows ? x.takeRows(rows, { inPlace: inPlace && !isGradEnabled() }) : x;
 }
 
 /**

@@ -1,6 +1,6 @@
 // Wide ResNet (pre-activation blocks, dropout inside), CIFAR layout. The tap
 // is the block sum, before the next block's BN-ReLU.
-import { Backbone, keepRows, type BackboneOptions, type StagedForward, type TapInfo } from './backbone';
+import { Backbone, keepRows, type BackboneOptions, type BlockOptions, type StagedForward, type StagedOptions, type TapInfo } from './backbone';
 import { Module } from '../nn/module';
 import { BatchNorm2d, Conv2d, Dropout, Linear } from '../nn/layers';
 import * as F from '../nn/functional';
@@ -24,7 +24,7 @@ class WideBlock extends Module {
     this.conv2 = this.registerModule('conv2', new Conv2d({ inChannels: cout, outChannels: cout, kernelSize: 3, stride, padding: 1 }));
     if (stride !== 1 || cin !== cout) this.shortcut = this.registerModule('shortcut', new Conv2d({ inChannels: cin, outChannels: cout, kernelSize: 1, stride }));
   }
-  forward(x: Tensor): Tensor {
+  forward(x: Tensor, { consumeInput = false }: BlockOptions = {}): Tensor {
     const normed = this.bn1.forward(x);
     const a = F.relu(normed);
     normed.dispose();
@@ -35,7 +35,7 @@ class WideBlock extends Module {
     const dropping = this.drop.training && (this.drop.options.p ?? 0.5) > 0;
     const h = dropping ? F.relu(this.bn2.forward(this.drop.forward(this.conv1.forward(a)))) : convBn(this.conv1, this.bn2, a, { relu: true });
     const sc = this.shortcut ? this.shortcut.forward(x) : x;
-    const out = convFused(this.conv2, h, { add: sc });
+    const out = convFused(this.conv2, h, { add: sc, consumeAdd: sc !== x || consumeInput });
     a.dispose();
     h.dispose();
     if (sc !== x) sc.dispose();
@@ -93,11 +93,14 @@ export class WideResNet extends Backbone {
     return 5e-4;
   }
 
-  *staged(x: Tensor): StagedForward {
+  *staged(x: Tensor, { consumeTaps = false }: StagedOptions = {}): StagedForward {
     let h = this.conv1.forward(x);
+    let own = true; // the stem's map, or a tap the caller gave back
     for (const block of this.blocks) {
-      h = block.forward(h);
-      h = keepRows(h, yield h);
+      h = block.forward(h, { consumeInput: own });
+      const rows = yield h;
+      own = consumeTaps || rows !== undefined; // kept rows are a copy unless packed in place
+      h = keepRows(h, rows, consumeTaps);
     }
     return this.fc.forward(F.adaptiveAvgPool2d(F.relu(this.bn.forward(h)), 1).flatten(1));
   }
