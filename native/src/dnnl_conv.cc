@@ -7,6 +7,7 @@
 // reordered weights per tensor version.
 #include "dnnl_conv.h"
 #include <oneapi/dnnl/dnnl.hpp>
+#include <chrono>
 #include <cstring>
 #include <list>
 #include <mutex>
@@ -138,27 +139,60 @@ bool ChannelsLastOut(const at::Tensor& x, const at::Tensor& w) {
   return cl(x) || x.suggest_memory_format() == at::MemoryFormat::ChannelsLast;
 }
 
-// oneDNN's implementation for a problem: its own first choice, except for
-// one image through a 3x3 (or larger) ungrouped convolution, where its
-// direct jit kernel beats the first choice, brgconv: 17 against 21 us
-// (16 channels, 32x32), 14 against 18 (32, 16x16), 14 against 16 (64, 8x8)
-// with a bias as in the heads, level or better with a fused ReLU; from two
-// images up brgconv is level or faster (medians of 60 runs, 2 threads). On
-// the ResNet-56 early-exit runtime at batch 1 (tau 0.84, three interleaved
-// A/B runs) the time fraction went from 0.572-0.586 to 0.565-0.576.
-// The same for a first layer (fewer than 16 input channels: a grey or RGB
-// image) at any batch, where brgconv is slower: it took 394
-// against 211 us for a 1-channel 32x32 stem at batch 128, 521 against 410
-// with 3 channels (standalone oneDNN, medians of 7 runs, 2 threads).
-dnnl::convolution_forward::primitive_desc Choose(const dnnl::convolution_forward::desc& desc, const dnnl::primitive_attr& attr, int64_t N, int64_t C, int64_t taps,
-                                                int64_t groups) {
-  if (groups == 1 && ((N == 1 && taps > 1) || C < 16)) {
-    dnnl::convolution_forward::primitive_desc probe(desc, attr, Engine());
-    do {
-      if (std::strncmp(probe.impl_info_str(), "jit:", 4) == 0) return probe;
-    } while (probe.next_impl());
+using ConvPd = dnnl::convolution_forward::primitive_desc;
+
+// Up to this batch a 3x3 (or larger) ungrouped convolution times its
+// candidates (below) on its first call.
+constexpr int64_t kTimedBatch = 2;
+
+// oneDNN's implementations worth trying for a problem, the one to take
+// first. Its own first choice (brgconv, mostly), and its direct jit kernel
+// where that can win: for a first layer (fewer than 16 input channels: a
+// grey or RGB image) at any batch, where brgconv is far slower (394 against
+// 211 us for a 1-channel 32x32 stem at batch 128, 521 against 410 with 3
+// channels: taken without timing), and for one or two images through a 3x3
+// kernel, where which is faster depends on the machine and the epilogue:
+// session 6's host had jit ahead by 2-4 us for every ResNet-56 layer at
+// batch 1; this session's had it ahead by ~1 us with 16 channels and a ReLU
+// but behind by 2 (32 channels and a bias, the heads) to 3.5 us (32
+// channels, residual add and ReLU, 18.0 against 14.6).
+std::vector<ConvPd> Candidates(const dnnl::convolution_forward::desc& desc, const dnnl::primitive_attr& attr, int64_t N, int64_t C, int64_t taps, int64_t groups) {
+  ConvPd first(desc, attr, Engine());
+  if (groups != 1 || !(C < 16 || (N <= kTimedBatch && taps > 1))) return {first};
+  ConvPd probe(desc, attr, Engine());
+  do {
+    if (std::strncmp(probe.impl_info_str(), "jit:", 4) != 0) continue;
+    if (C < 16) return {probe};
+    if (std::strcmp(probe.impl_info_str(), first.impl_info_str()) == 0) return {first};
+    return {probe, first};
+  } while (probe.next_impl());
+  return {first};
+}
+
+// The index of the fastest candidate on this call's tensors: interleaved
+// runs into a scratch output (a sum post-op accumulates into it), the least
+// of five each, which a busy neighbour slows less than it does a median.
+size_t Fastest(Cache& cache, const std::vector<ConvPd>& candidates, const at::Tensor& src, const at::Tensor& w, const memory::dims& wdims, const at::Tensor& bias,
+               const at::Tensor& scratch) {
+  std::vector<Primitive> prims;
+  for (const auto& pd : candidates) {
+    prims.emplace_back(pd);
+    auto& p = prims.back();
+    p.args.insert_or_assign(DNNL_ARG_WEIGHTS, WeightsIn(cache, w, wdims, p.pd.weights_desc()));
+    p.Bind(DNNL_ARG_SRC, p.pd.src_desc(), const_cast<void*>(src.data_ptr()));
+    p.Bind(DNNL_ARG_DST, p.pd.dst_desc(), scratch.data_ptr());
+    if (bias.defined()) p.Bind(DNNL_ARG_BIAS, p.pd.bias_desc(), const_cast<void*>(bias.data_ptr()));
   }
-  return dnnl::convolution_forward::primitive_desc(desc, attr, Engine());
+  std::vector<double> best(prims.size(), 1e300);
+  for (int round = 0; round < 6; round++)
+    for (size_t i = 0; i < prims.size(); i++) {
+      const auto t0 = std::chrono::steady_clock::now();
+      prims[i].conv.execute(Stream(), prims[i].args);
+      Stream().wait();
+      const double t = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      if (round > 0) best[i] = std::min(best[i], t);  // round 0 warms caches and the kernel
+    }
+  return static_cast<size_t>(std::min_element(best.begin(), best.end()) - best.begin());
 }
 
 }  // namespace
@@ -211,17 +245,19 @@ at::Tensor DnnlConv(const at::Tensor& x, const at::Tensor& w, const c10::optiona
   std::lock_guard<std::mutex> lock(cache.mutex);
   auto* prim = cache.primitives.Find(key);
   if (!prim) {
-    const memory::desc src({N, C, H, W}, kF32, act), dst({N, O, OH, OW}, kF32, act);
-    const memory::desc wany(wdims, kF32, Tag::any), bias({O}, kF32, Tag::a);
+    const memory::desc srcMd({N, C, H, W}, kF32, act), dstMd({N, O, OH, OW}, kF32, act);
+    const memory::desc wany(wdims, kF32, Tag::any), biasMd({O}, kF32, Tag::a);
     dnnl::post_ops ops;
     if (fusion.add) ops.append_sum(1.0f);
     if (fusion.relu) ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, 0.0f, 0.0f);
     dnnl::primitive_attr attr;
     attr.set_post_ops(ops);
     const memory::dims st{stride[0], stride[1]}, dil{dilation[0] - 1, dilation[1] - 1}, pad{padding[0], padding[1]};
-    auto desc = b ? dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, src, wany, bias, dst, st, dil, pad, pad)
-                  : dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, src, wany, dst, st, dil, pad, pad);
-    prim = &cache.primitives.Insert(key, Primitive(Choose(desc, attr, N, C, kh * kw, groups)));
+    auto desc = b ? dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, srcMd, wany, biasMd, dstMd, st, dil, pad, pad)
+                  : dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, srcMd, wany, dstMd, st, dil, pad, pad);
+    const auto candidates = Candidates(desc, attr, N, C, kh * kw, groups);
+    const size_t pick = candidates.size() > 1 ? Fastest(cache, candidates, src, w, wdims, b ? b->contiguous() : at::Tensor(), at::zeros({N, O, OH, OW}, x.options().memory_format(fmt))) : 0;
+    prim = &cache.primitives.Insert(key, Primitive(candidates[pick]));
   }
   auto out = into ? add : at::empty({N, O, OH, OW}, x.options().memory_format(fmt));
   if (fusion.add && !into) out.copy_(add);
