@@ -152,10 +152,10 @@ constexpr int64_t kTimedBatch = 2;
 // 211 us for a 1-channel 32x32 stem at batch 128, 521 against 410 with 3
 // channels: taken without timing), and for one or two images through a 3x3
 // kernel, where which is faster depends on the machine and the epilogue:
-// session 6's host had jit ahead by 2-4 us for every ResNet-56 layer at
-// batch 1; this session's had it ahead by ~1 us with 16 channels and a ReLU
-// but behind by 2 (32 channels and a bias, the heads) to 3.5 us (32
-// channels, residual add and ReLU, 18.0 against 14.6).
+// on one host of this project jit was ahead by 2-4 us for every ResNet-56
+// layer at batch 1; on a later one it was ahead by ~1 us with 16 channels
+// and a ReLU but behind by 2 (32 channels and a bias, the heads) to 3.5 us
+// (32 channels, residual add and ReLU: 18.0 against 14.6).
 std::vector<ConvPd> Candidates(const dnnl::convolution_forward::desc& desc, const dnnl::primitive_attr& attr, int64_t N, int64_t C, int64_t taps, int64_t groups) {
   ConvPd first(desc, attr, Engine());
   if (groups != 1 || !(C < 16 || (N <= kTimedBatch && taps > 1))) return {first};
@@ -175,6 +175,7 @@ std::vector<ConvPd> Candidates(const dnnl::convolution_forward::desc& desc, cons
 size_t Fastest(Cache& cache, const std::vector<ConvPd>& candidates, const at::Tensor& src, const at::Tensor& w, const memory::dims& wdims, const at::Tensor& bias,
                const at::Tensor& scratch) {
   std::vector<Primitive> prims;
+  prims.reserve(candidates.size());
   for (const auto& pd : candidates) {
     prims.emplace_back(pd);
     auto& p = prims.back();
