@@ -7,6 +7,7 @@
 // reordered weights per tensor version.
 #include "dnnl_conv.h"
 #include <oneapi/dnnl/dnnl.hpp>
+#include <array>
 #include <chrono>
 #include <cstring>
 #include <list>
@@ -65,18 +66,35 @@ class Lru {
 
 // A primitive with its argument memories, whose data handles are pointed at
 // each call's tensors (creating memory objects and the argument map per call
-// was a tenth of a batch-1 convolution).
+// was a tenth of a batch-1 convolution; asking the descriptor for each
+// argument's layout at every call was still ~0.15 us of one).
 struct Primitive {
-  explicit Primitive(const dnnl::convolution_forward::primitive_desc& d) : pd(d), conv(d) {
-    args = {{DNNL_ARG_SRC, memory(pd.src_desc(), Engine(), nullptr)}, {DNNL_ARG_DST, memory(pd.dst_desc(), Engine(), nullptr)}};
+  explicit Primitive(const dnnl::convolution_forward::primitive_desc& d)
+      : pd(d), conv(d), weightsDesc(d.weights_desc()), src(d.src_desc(), Engine(), nullptr), dst(d.dst_desc(), Engine(), nullptr) {
+    args = {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}};
+    if (!d.bias_desc().is_zero()) {
+      bias = memory(d.bias_desc(), Engine(), nullptr);
+      args.emplace(DNNL_ARG_BIAS, bias);
+    }
   }
   dnnl::convolution_forward::primitive_desc pd;
   dnnl::convolution_forward conv;
+  memory::desc weightsDesc;
+  memory src, dst, bias;  // the same memory objects as in args
   std::unordered_map<int, memory> args;
-  void Bind(int arg, const memory::desc& desc, void* data) {
-    auto it = args.find(arg);
-    if (it == args.end()) it = args.emplace(arg, memory(desc, Engine(), nullptr)).first;
-    it->second.set_data_handle(data);
+};
+
+// Every integer that shapes a primitive: batch, channels, sizes, kernel,
+// strides, padding, dilation, groups and the layout/bias/epilogue flags.
+struct ConvKey {
+  std::array<int64_t, 15> v;
+  bool operator==(const ConvKey& o) const { return v == o.v; }
+};
+struct ConvKeyHash {
+  size_t operator()(const ConvKey& k) const {
+    uint64_t h = 1469598103934665603ull;  // FNV-1a over the words
+    for (int64_t x : k.v) h = (h ^ static_cast<uint64_t>(x)) * 1099511628211ull;
+    return static_cast<size_t>(h);
   }
 };
 
@@ -92,8 +110,7 @@ struct WeightLayouts {
 
 struct Cache {
   std::mutex mutex;
-  // Keyed by every integer that shapes the primitive, as raw bytes.
-  Lru<std::string, Primitive> primitives{2048};
+  Lru<ConvKey, Primitive, ConvKeyHash> primitives{2048};
   // Keyed by the TensorImpl's address: the weak reference keeps the address
   // from being reused while the entry lives, and the version and data
   // pointer catch in-place updates.
@@ -119,11 +136,6 @@ const memory& WeightsIn(Cache& cache, const at::Tensor& w, const memory::dims& d
   Stream().wait();
   entry->layouts.emplace_back(want, packed);
   return entry->layouts.back().second;
-}
-
-template <class T>
-void AppendBytes(std::string& key, T v) {
-  key.append(reinterpret_cast<const char*>(&v), sizeof v);
 }
 
 // PyTorch's rule, channels-last out when the input or the weight is, except
@@ -179,10 +191,10 @@ size_t Fastest(Cache& cache, const std::vector<ConvPd>& candidates, const at::Te
   for (const auto& pd : candidates) {
     prims.emplace_back(pd);
     auto& p = prims.back();
-    p.args.insert_or_assign(DNNL_ARG_WEIGHTS, WeightsIn(cache, w, wdims, p.pd.weights_desc()));
-    p.Bind(DNNL_ARG_SRC, p.pd.src_desc(), const_cast<void*>(src.data_ptr()));
-    p.Bind(DNNL_ARG_DST, p.pd.dst_desc(), scratch.data_ptr());
-    if (bias.defined()) p.Bind(DNNL_ARG_BIAS, p.pd.bias_desc(), const_cast<void*>(bias.data_ptr()));
+    p.args.insert_or_assign(DNNL_ARG_WEIGHTS, WeightsIn(cache, w, wdims, p.weightsDesc));
+    p.src.set_data_handle(const_cast<void*>(src.data_ptr()));
+    p.dst.set_data_handle(scratch.data_ptr());
+    if (bias.defined()) p.bias.set_data_handle(const_cast<void*>(bias.data_ptr()));
   }
   std::vector<double> best(prims.size(), 1e300);
   for (int round = 0; round < 6; round++)
@@ -238,9 +250,8 @@ at::Tensor DnnlConv(const at::Tensor& x, const at::Tensor& w, const c10::optiona
   const bool into = fusion.add && fusion.accumulate && add.is_same(*fusion.add) && at::get_overlap_status(add, src) == at::MemOverlapStatus::No;
   const memory::dims wdims = groups > 1 ? memory::dims{groups, O / groups, C / groups, kh, kw} : memory::dims{O, C, kh, kw};
 
-  std::string key;
-  for (int64_t v : {N, C, H, W, O, kh, kw, stride[0], stride[1], padding[0], padding[1], dilation[0], dilation[1], groups}) AppendBytes(key, v);
-  AppendBytes(key, static_cast<uint8_t>(cl | (b.has_value() << 1) | (fusion.add.has_value() << 2) | (fusion.relu << 3)));
+  const ConvKey key{{N, C, H, W, O, kh, kw, stride[0], stride[1], padding[0], padding[1], dilation[0], dilation[1], groups,
+                     static_cast<int64_t>(cl | (b.has_value() << 1) | (fusion.add.has_value() << 2) | (fusion.relu << 3))}};
 
   auto& cache = TheCache();
   std::lock_guard<std::mutex> lock(cache.mutex);
@@ -262,14 +273,13 @@ at::Tensor DnnlConv(const at::Tensor& x, const at::Tensor& w, const c10::optiona
   }
   auto out = into ? add : at::empty({N, O, OH, OW}, x.options().memory_format(fmt));
   if (fusion.add && !into) out.copy_(add);
-  const auto& weights = WeightsIn(cache, w, wdims, prim->pd.weights_desc());
-  prim->args.insert_or_assign(DNNL_ARG_WEIGHTS, weights);
-  prim->Bind(DNNL_ARG_SRC, prim->pd.src_desc(), const_cast<void*>(src.data_ptr()));
-  prim->Bind(DNNL_ARG_DST, prim->pd.dst_desc(), out.data_ptr());
+  prim->args.insert_or_assign(DNNL_ARG_WEIGHTS, WeightsIn(cache, w, wdims, prim->weightsDesc));
+  prim->src.set_data_handle(const_cast<void*>(src.data_ptr()));
+  prim->dst.set_data_handle(out.data_ptr());
   at::Tensor bias;
   if (b) {
     bias = b->contiguous();
-    prim->Bind(DNNL_ARG_BIAS, prim->pd.bias_desc(), bias.data_ptr());
+    prim->bias.set_data_handle(bias.data_ptr());
   }
   prim->conv.execute(Stream(), prim->args);
   Stream().wait();

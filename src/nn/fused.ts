@@ -6,12 +6,12 @@
 import type { BatchNorm2d, Conv2d } from './layers';
 import * as F from './functional';
 import { profiling } from './profiler';
-import { stampHolds, stampVersions, type VersionStamp } from '../tensor/versions';
+import { stampHolds, stampVersions, unwrittenSince, type VersionStamp } from '../tensor/versions';
 import { isGradEnabled, noGrad } from '../tensor/grad';
 import { keep } from '../tensor/scope';
 import type { Tensor } from '../tensor/tensor';
 
-interface Folded { weight: Tensor; bias: Tensor; stamp: VersionStamp }
+interface Folded { conv: Conv2d; weight: Tensor; bias: Tensor; stamp: VersionStamp }
 const cache = new WeakMap<BatchNorm2d, Folded>();
 
 function canFuse(conv: Conv2d, bn: BatchNorm2d): boolean {
@@ -22,11 +22,14 @@ function canFuse(conv: Conv2d, bn: BatchNorm2d): boolean {
 }
 
 function folded(conv: Conv2d, bn: BatchNorm2d): Folded {
+  const hit = cache.get(bn);
+  // While no tensor was written and no module tensor replaced, the fold holds
+  // without reading its seven sources (each a Map lookup on its module).
+  if (hit && hit.conv === conv && unwrittenSince(hit.stamp)) return hit;
   // libtorch's batch_norm updates the running statistics without bumping their
   // version, so a training-mode BN step is seen through num_batches_tracked.
   const sources = [conv.weight, conv.bias, bn.weight, bn.bias, bn.runningMean, bn.runningVar, bn.numBatchesTracked].filter((t): t is Tensor => t !== undefined);
-  const hit = cache.get(bn);
-  if (hit && stampHolds(hit.stamp, sources)) return hit;
+  if (hit && hit.conv === conv && stampHolds(hit.stamp, sources)) return hit;
   if (hit) {
     hit.weight.dispose();
     hit.bias.dispose();
@@ -40,7 +43,7 @@ function folded(conv: Conv2d, bn: BatchNorm2d): Folded {
     const shifted = conv.bias ? conv.bias.sub(rm) : rm.neg();
     let b = shifted.mul(gamma);
     if (bn.bias) b = b.add(bn.bias);
-    return { weight: keep(w), bias: keep(b), stamp: stampVersions(sources) };
+    return { conv, weight: keep(w), bias: keep(b), stamp: stampVersions(sources) };
   });
   cache.set(bn, entry);
   return entry;

@@ -4,6 +4,7 @@
 import { Tensor } from '../tensor/tensor';
 import { keep } from '../tensor/scope';
 import { noGrad } from '../tensor/grad';
+import { noteTensorWrite } from '../tensor/versions';
 
 export class StateDictError extends Error {
   constructor(readonly missing: string[], readonly unexpected: string[], readonly mismatched: string[]) {
@@ -24,14 +25,18 @@ export abstract class Module {
 
   abstract forward(...inputs: unknown[]): unknown;
 
+  // Every change of which tensor a name holds counts as a write: caches of
+  // derived values (tensor/versions.ts) then look at their sources again.
   protected registerParameter(name: string, t: Tensor | undefined): Tensor {
     if (t) keep(t).requiresGrad_(true);
     this.params.set(name, t);
+    noteTensorWrite();
     return t as Tensor;
   }
   protected registerBuffer(name: string, t: Tensor | undefined): Tensor {
     if (t) keep(t);
     this.buffers.set(name, t);
+    noteTensorWrite();
     return t as Tensor;
   }
   protected registerModule<M extends Module>(name: string, m: M): M {
@@ -138,6 +143,7 @@ export abstract class Module {
             c.requiresGrad_(t.requiresGrad);
             t.dispose();
             map.set(n, c);
+            noteTensorWrite();
           }
     });
     return this;

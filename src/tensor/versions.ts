@@ -21,9 +21,14 @@ export interface VersionStamp {
 // parameters and buffers that stamps cover.
 let writes = 0;
 
-/** Notes a write into existing tensor memory (see above). */
+/** Notes a write into existing tensor memory (see above), or a module's tensor replaced. */
 export function noteTensorWrite(): void {
   writes++;
+}
+
+/** Whether nothing was written since the stamp was last seen to hold (no call, no lookup). */
+export function unwrittenSince(s: VersionStamp): boolean {
+  return s.checkedAt === writes;
 }
 
 export function stampVersions(ts: readonly Tensor[]): VersionStamp {
