@@ -127,9 +127,10 @@ export abstract class Module {
     });
   }
 
-  /** Releases every parameter and buffer. */
+  /** Releases every parameter and buffer (a later use then fails as before: caches look again). */
   dispose(): void {
     for (const t of this.stateDict().values()) t.dispose();
+    noteTensorWrite();
   }
 
   /** Channels-last parameters: faster convolutions with oneDNN. */

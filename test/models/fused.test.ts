@@ -129,6 +129,9 @@ test('the fused weights are recomputed when a source tensor changes in place', (
   } finally {
     native.versionsMatch = realMatch;
   }
+  // A disposed module fails as it did before the cache existed, not with its old fold.
+  bn.dispose();
+  assert.throws(() => run(), (e: Error & { code?: string }) => e.name === 'TorchError' && e.code === 'E_DISPOSED');
 });
 
 test('fusion is off in training mode and when gradients to the parameters are wanted', () => {
