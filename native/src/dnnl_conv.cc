@@ -138,6 +138,14 @@ const memory& WeightsIn(Cache& cache, const at::Tensor& w, const memory::dims& d
   return entry->layouts.back().second;
 }
 
+// Points a primitive's arguments at one call's tensors (bias undefined: none).
+void PointAt(Primitive& p, Cache& cache, const at::Tensor& w, const memory::dims& wdims, const at::Tensor& src, const at::Tensor& bias, const at::Tensor& dst) {
+  p.args.insert_or_assign(DNNL_ARG_WEIGHTS, WeightsIn(cache, w, wdims, p.weightsDesc));
+  p.src.set_data_handle(const_cast<void*>(src.data_ptr()));
+  p.dst.set_data_handle(dst.data_ptr());
+  if (bias.defined()) p.bias.set_data_handle(const_cast<void*>(bias.data_ptr()));
+}
+
 // PyTorch's rule, channels-last out when the input or the weight is, except
 // that a tensor which is both (one channel, as a grey image, or 1x1 maps)
 // counts as channels-last: PyTorch calls it NCHW, and a grey network's
@@ -181,20 +189,17 @@ std::vector<ConvPd> Candidates(const dnnl::convolution_forward::desc& desc, cons
   return {first};
 }
 
-// The index of the fastest candidate on this call's tensors: interleaved
-// runs into a scratch output (a sum post-op accumulates into it), the least
-// of five each, which a busy neighbour slows less than it does a median.
-size_t Fastest(Cache& cache, const std::vector<ConvPd>& candidates, const at::Tensor& src, const at::Tensor& w, const memory::dims& wdims, const at::Tensor& bias,
-               const at::Tensor& scratch) {
+// The fastest candidate on this call's tensors, its primitive built once:
+// interleaved runs into a scratch output (a sum post-op accumulates into
+// it), the least of five each, which a busy neighbour slows less than it
+// does a median.
+Primitive Fastest(Cache& cache, const std::vector<ConvPd>& candidates, const at::Tensor& w, const memory::dims& wdims, const at::Tensor& src, const at::Tensor& bias,
+                  const at::Tensor& scratch) {
   std::vector<Primitive> prims;
   prims.reserve(candidates.size());
   for (const auto& pd : candidates) {
     prims.emplace_back(pd);
-    auto& p = prims.back();
-    p.args.insert_or_assign(DNNL_ARG_WEIGHTS, WeightsIn(cache, w, wdims, p.weightsDesc));
-    p.src.set_data_handle(const_cast<void*>(src.data_ptr()));
-    p.dst.set_data_handle(scratch.data_ptr());
-    if (bias.defined()) p.bias.set_data_handle(const_cast<void*>(bias.data_ptr()));
+    PointAt(prims.back(), cache, w, wdims, src, bias, scratch);
   }
   std::vector<double> best(prims.size(), 1e300);
   for (int round = 0; round < 6; round++)
@@ -205,7 +210,7 @@ size_t Fastest(Cache& cache, const std::vector<ConvPd>& candidates, const at::Te
       const double t = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       if (round > 0) best[i] = std::min(best[i], t);  // round 0 warms caches and the kernel
     }
-  return static_cast<size_t>(std::min_element(best.begin(), best.end()) - best.begin());
+  return std::move(prims[static_cast<size_t>(std::min_element(best.begin(), best.end()) - best.begin())]);
 }
 
 }  // namespace
@@ -249,6 +254,7 @@ at::Tensor DnnlConv(const at::Tensor& x, const at::Tensor& w, const c10::optiona
   // is the caller's word.
   const bool into = fusion.add && fusion.accumulate && add.is_same(*fusion.add) && at::get_overlap_status(add, src) == at::MemOverlapStatus::No;
   const memory::dims wdims = groups > 1 ? memory::dims{groups, O / groups, C / groups, kh, kw} : memory::dims{O, C, kh, kw};
+  const auto bias = b ? b->contiguous() : at::Tensor();
 
   const ConvKey key{{N, C, H, W, O, kh, kw, stride[0], stride[1], padding[0], padding[1], dilation[0], dilation[1], groups,
                      static_cast<int64_t>(cl | (b.has_value() << 1) | (fusion.add.has_value() << 2) | (fusion.relu << 3))}};
@@ -268,19 +274,12 @@ at::Tensor DnnlConv(const at::Tensor& x, const at::Tensor& w, const c10::optiona
     auto desc = b ? dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, srcMd, wany, biasMd, dstMd, st, dil, pad, pad)
                   : dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, srcMd, wany, dstMd, st, dil, pad, pad);
     const auto candidates = Candidates(desc, attr, N, C, kh * kw, groups);
-    const size_t pick = candidates.size() > 1 ? Fastest(cache, candidates, src, w, wdims, b ? b->contiguous() : at::Tensor(), at::zeros({N, O, OH, OW}, x.options().memory_format(fmt))) : 0;
-    prim = &cache.primitives.Insert(key, Primitive(candidates[pick]));
+    prim = &cache.primitives.Insert(key, candidates.size() > 1 ? Fastest(cache, candidates, w, wdims, src, bias, at::zeros({N, O, OH, OW}, x.options().memory_format(fmt)))
+                                                               : Primitive(candidates[0]));
   }
   auto out = into ? add : at::empty({N, O, OH, OW}, x.options().memory_format(fmt));
   if (fusion.add && !into) out.copy_(add);
-  prim->args.insert_or_assign(DNNL_ARG_WEIGHTS, WeightsIn(cache, w, wdims, prim->weightsDesc));
-  prim->src.set_data_handle(const_cast<void*>(src.data_ptr()));
-  prim->dst.set_data_handle(out.data_ptr());
-  at::Tensor bias;
-  if (b) {
-    bias = b->contiguous();
-    prim->bias.set_data_handle(bias.data_ptr());
-  }
+  PointAt(*prim, cache, w, wdims, src, bias, out);
   prim->conv.execute(Stream(), prim->args);
   Stream().wait();
   if (into) torch::autograd::impl::bump_version(out);

@@ -112,19 +112,28 @@ export function forwardBlocks(h: Tensor, blocks: readonly { forward(x: Tensor, o
 }
 
 /**
+ * Whether a map the caller gives up may be overwritten: not with gradients
+ * (autograd may have kept it for a backward pass) nor under the profiler
+ * (which counts each op).
+ */
+function mayOverwrite(inPlace: boolean): boolean {
+  return inPlace && !isGradEnabled() && !profiling();
+}
+
+/**
  * Narrows a running batch to the rows the caller keeps, in the batch's memory
  * format; with inPlace (the caller gives x up) packed at the front of x's memory.
  */
 export function keepRows(x: Tensor, rows: Tensor | undefined, inPlace = false): Tensor {
-  return rows ? x.takeRows(rows, { inPlace: inPlace && !isGradEnabled() }) : x;
+  return rows ? x.takeRows(rows, { inPlace: mayOverwrite(inPlace) }) : x;
 }
 
 /**
  * relu(keepRows(x, rows)), the ReLU in the copy's pass when rows are kept;
  * with inPlace (the caller gives x up) in x's memory, the kept rows packed
- * at its front. Autograd and the profiler get the plain ops.
+ * at its front.
  */
 export function reluKeepRows(x: Tensor, rows: Tensor | undefined, inPlace = false): Tensor {
-  const own = inPlace && !isGradEnabled() && !profiling();
+  const own = mayOverwrite(inPlace);
   return rows ? x.takeRows(rows, { relu: true, inPlace: own }) : F.relu(x, { inPlace: own });
 }
