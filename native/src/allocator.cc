@@ -10,6 +10,7 @@
 #include "allocator.h"
 #include <c10/core/CPUAllocator.h>
 #include <cstdlib>
+#include <sys/mman.h>
 #include <map>
 #include <mutex>
 #include <string>
@@ -21,10 +22,21 @@ namespace {
 
 constexpr size_t kAlignment = 64;
 
+// From this size on a block is a batch of feature maps (four 16x32x32 maps);
+// one image's maps stay in exact buckets.
+constexpr size_t kMapBytes = size_t(1) << 18;
+
 struct Pool {
   std::mutex mu;
   std::unordered_map<void*, size_t> large;          // every live or cached block -> bucket size
-  std::map<size_t, std::vector<void*>> free;        // bucket size -> cached blocks
+  std::map<size_t, std::vector<void*>> free;        // bucket size -> cached blocks below kMapBytes
+  // Cached map-sized blocks, the most recently freed last. A request takes
+  // the most recent one that fits with at most 2x slack rather than one of
+  // its own bucket: a batch that shrinks exit by exit asks for a new size
+  // at nearly every layer, and blocks of its own bucket were last touched
+  // one batch earlier, out of the caches (a 16-channel convolution ran 12%
+  // slower into such buffers than into recently written ones).
+  std::vector<std::pair<void*, size_t>> maps;
   int64_t cached = 0, live = 0, hits = 0, misses = 0;
   int64_t limit = 0;
 };
@@ -47,9 +59,20 @@ size_t BucketOf(size_t n) {
   return (n + step - 1) / step * step;
 }
 
+// Blocks of 2 MB and more on transparent huge pages where the kernel offers
+// them on request (THP "madvise", as on this project's machines): a batch of
+// 128 maps is 1-8 MB, 256-2048 small pages for the TLB to walk. Measured at
+// batch 128 on ResNet-56: plain forward ~1.5% and early-exit runtime ~4%
+// faster.
+constexpr size_t kHugePage = size_t(2) << 20;
+
 void* RawAlloc(size_t n) {
   void* p = nullptr;
-  if (posix_memalign(&p, kAlignment, n) != 0) return nullptr;
+  const size_t align = n >= kHugePage ? kHugePage : kAlignment;
+  if (posix_memalign(&p, align, n) != 0) return nullptr;
+#ifdef MADV_HUGEPAGE
+  if (align == kHugePage) madvise(p, n, MADV_HUGEPAGE);  // advice only: failure leaves small pages
+#endif
   return p;
 }
 
@@ -61,14 +84,27 @@ void* Alloc(size_t n) {
   auto& P = pool();
   {
     std::lock_guard<std::mutex> g(P.mu);
-    auto it = P.free.find(b);
-    if (it != P.free.end() && !it->second.empty()) {
-      void* p = it->second.back();
-      it->second.pop_back();
-      P.cached -= b;
-      P.live += b;
-      P.hits++;
-      return p;
+    if (b >= kMapBytes) {
+      for (auto it = P.maps.rbegin(); it != P.maps.rend(); ++it)
+        if (it->second >= b && it->second <= 2 * b) {
+          void* p = it->first;
+          const size_t got = it->second;
+          P.maps.erase(std::next(it).base());
+          P.cached -= got;
+          P.live += got;
+          P.hits++;
+          return p;
+        }
+    } else {
+      auto it = P.free.find(b);
+      if (it != P.free.end() && !it->second.empty()) {
+        void* p = it->second.back();
+        it->second.pop_back();
+        P.cached -= b;
+        P.live += b;
+        P.hits++;
+        return p;
+      }
     }
     P.misses++;
   }
@@ -94,7 +130,10 @@ void Free(void* p) {
       size_t b = it->second;
       P.live -= b;
       if (P.cached + static_cast<int64_t>(b) <= P.limit) {
-        P.free[b].push_back(p);
+        if (b >= kMapBytes)
+          P.maps.emplace_back(p, b);
+        else
+          P.free[b].push_back(p);
         P.cached += b;
         return;
       }
@@ -138,7 +177,12 @@ void EmptyCache() {
         release.push_back(p);
         P.large.erase(p);
       }
+    for (auto& [p, b] : P.maps) {
+      release.push_back(p);
+      P.large.erase(p);
+    }
     P.free.clear();
+    P.maps.clear();
     P.cached = 0;
   }
   for (void* p : release) std::free(p);

@@ -10,6 +10,7 @@ import {
 import * as nn from '../../src/nn';
 import { F } from '../../src/nn';
 import { SGD } from '../../src/optim';
+import { native } from '../../src/tensor/native';
 
 // Tiny ops: one thread avoids OpenMP spin-waits on a busy 2-core machine.
 setNumThreads(1);
@@ -235,4 +236,27 @@ test('2,000 training steps: flat tensor count, bounded resident memory', () => {
   opt.dispose();
   assert.equal(liveTensors(), base - model.parameters().length);
   model.dispose();
+});
+
+test('a shrinking batch reuses the map block freed last (up to 2x larger), not a block of its own size', () => {
+  const stats = () => native.allocatorStats() as number[]; // [cached, live, hits, misses]
+  // Two cached blocks: one of the shrunk size, freed first, and an 8 MB one freed last.
+  const small = zeros([90, 16, 32, 32]); // 5.9 MB
+  const big = zeros([128, 16, 32, 32]); // 8 MB
+  const smallId = native.dataId(small.handle);
+  const bigId = native.dataId(big.handle);
+  small.dispose();
+  big.dispose();
+  const before = stats();
+  const shrunk = zeros([90, 16, 32, 32]);
+  assert.equal(native.dataId(shrunk.handle), bigId, 'the block freed last, though larger');
+  assert.equal(stats()[2], before[2] + 1, 'a hit');
+  const again = zeros([90, 16, 32, 32]);
+  assert.equal(native.dataId(again.handle), smallId, 'then the next one that fits');
+  // Past 2x slack a block is not taken: a map of 2 MB does not hold an 8 MB block.
+  shrunk.dispose();
+  const tiny = zeros([32, 16, 32, 32]);
+  assert.notEqual(native.dataId(tiny.handle), bigId);
+  assert.deepEqual([...tiny.sum().toNumbers(), ...again.sum().toNumbers()], [0, 0], 'reused blocks are rewritten by their op');
+  dispose([again, tiny]);
 });
