@@ -90,17 +90,6 @@ static at::Tensor ReluSdnPool(const at::Tensor& h, const at::Tensor& alpha, int6
   return out;
 }
 
-// Sixteen partial sums in one vector.
-static inline __attribute__((always_inline)) float Dot(const float* x, const float* y, int64_t n) {
-  Float16 part = {};
-  int64_t i = 0;
-  for (; i + 16 <= n; i += 16) part += Load16(x + i) * Load16(y + i);
-  float sum = 0;
-  for (int u = 0; u < 16; u++) sum += part[u];
-  for (; i < n; i++) sum += x[i] * y[i];
-  return sum;
-}
-
 // Rows [begin, end) of logits = [x | prev] W^T + b and their log-softmax
 // (P = 0: no prev), built per target as the pooling above.
 __attribute__((target_clones("avx512f", "avx2", "default")))

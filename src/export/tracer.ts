@@ -441,6 +441,11 @@ const RULES: Record<string, Rule> = {
     }
     e.bind(out, y, e.batched(x));
   },
+  poolLinear: (e, [x, w, b], out) => {
+    const [pooled] = e.node('GlobalAveragePool', [e.name(x)]);
+    const [flat] = e.node('Flatten', [pooled], { axis: 1 });
+    e.bind(out, e.node('Gemm', b ? [flat, e.name(w), e.name(b)] : [flat, e.name(w)], { transB: 1 })[0], e.batched(x));
+  },
   conv2d: (e, [x, w, b, stride, padding, dilation, groups], out) => e.bind(out, convNode(e, x, w, b, stride, padding, dilation, groups), e.batched(x)),
   convFused: (e, [x, w, b, stride, padding, dilation, groups, relu, add], out) => {
     let y = convNode(e, x, w, b, stride, padding, dilation, groups);

@@ -68,6 +68,6 @@ export class MobileNet extends Backbone {
       h = block.forward(h);
       h = keepRows(h, yield h);
     }
-    return this.fc.forward(F.adaptiveAvgPool2d(h, 1).flatten(1));
+    return this.fc.forwardPooled(h);
   }
 }

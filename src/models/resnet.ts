@@ -113,6 +113,6 @@ export class CifarResNet extends Backbone {
     return convBn(this.conv1, this.bn1, x, { relu: true });
   }
   private head(h: Tensor): Tensor {
-    return this.fc.forward(F.adaptiveAvgPool2d(h, 1).flatten(1));
+    return this.fc.forwardPooled(h);
   }
 }

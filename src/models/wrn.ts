@@ -102,6 +102,9 @@ export class WideResNet extends Backbone {
       own = consumeTaps || rows !== undefined; // kept rows are a copy unless packed in place
       h = keepRows(h, rows, consumeTaps);
     }
-    return this.fc.forward(F.adaptiveAvgPool2d(F.relu(this.bn.forward(h)), 1).flatten(1));
+    const features = F.relu(this.bn.forward(h));
+    const logits = this.fc.forwardPooled(features);
+    features.dispose();
+    return logits;
   }
 }

@@ -81,6 +81,12 @@ export function adaptiveAvgPool2d(x: Tensor, out: Pair): Tensor {
   if (profiling()) record('adaptiveAvgPool2d', y, ...costRules.pool(y, adaptiveWindow(x, pair(out)), false));
   return y;
 }
+/**
+ * linear(adaptiveAvgPool2d(x, 1).flatten(1)) in one native call, a pass over
+ * the maps per image (not profiled: Linear.forwardPooled profiles the ops it
+ * stands for).
+ */
+export const poolLinear = (x: Tensor, weight: Tensor, bias?: Tensor): Tensor => wrap(native.poolLinear(x.handle, weight.handle, bias?.handle));
 export function adaptiveMaxPool2d(x: Tensor, out: Pair): Tensor {
   const y = wrap(native.adaptiveMaxPool2d(x.handle, pair(out)));
   if (profiling()) record('adaptiveMaxPool2d', y, ...costRules.pool(y, adaptiveWindow(x, pair(out)), true));
