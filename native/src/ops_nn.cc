@@ -58,10 +58,10 @@ ZTW_OP(avgPool2d) { return a.ret(at::avg_pool2d(a.t(0), a.ints(1), a.ints(2), a.
 ZTW_OP(adaptiveAvgPool2d) { return a.ret(at::adaptive_avg_pool2d(a.t(0), a.ints(1))); }
 // poolLinear(x [N, C, H, W], weight [K, C], bias?) -> [N, K]:
 // linear(adaptive_avg_pool2d(x, 1).flatten(1)), a network's classifier. For
-// inference one loop per image (ours, in kernels.cc): the three ATen ops
-// took 60-75 us of a batch-1 ResNet-56 pass in the pass (each ran cold
-// after 55 convolutions), against ~16 us on their own. With gradients, or
-// shapes the loop does not take, the ATen ops (and their errors).
+// inference one loop per image (ours, in kernels.cc): at the end of a
+// batch-1 ResNet-56 pass the three ATen ops took 60-75 us, each running
+// cold after 55 convolutions (~16 us on their own in a loop). With
+// gradients, or shapes the loop does not take, the ATen ops (and their errors).
 ZTW_OP(poolLinear) {
   const auto& x = a.t(0);
   const auto& w = a.t(1);

@@ -3,7 +3,6 @@
 import { Backbone, keepRows, type BackboneOptions, type StagedForward, type TapInfo } from './backbone';
 import { Module } from '../nn/module';
 import { BatchNorm2d, Conv2d, Linear } from '../nn/layers';
-import * as F from '../nn/functional';
 import { convBn } from '../nn/fused';
 import type { Tensor } from '../tensor/tensor';
 import { initResNetWeights } from './init';

@@ -3,7 +3,6 @@
 import { Backbone, forwardBlocks, reluKeepRows, type BackboneOptions, type BlockOptions, type StagedForward, type StagedOptions, type TapInfo } from './backbone';
 import { Module } from '../nn/module';
 import { BatchNorm2d, Conv2d, Linear, Sequential } from '../nn/layers';
-import * as F from '../nn/functional';
 import { convBn } from '../nn/fused';
 import type { Tensor } from '../tensor/tensor';
 import { initResNetWeights } from './init';
