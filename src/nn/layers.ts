@@ -57,7 +57,7 @@ export class Linear extends Module {
   /**
    * The classifier over the global average of x's maps ([N, C, H, W]):
    * forward(adaptiveAvgPool2d(x, 1).flatten(1)) in one native call, which
-   * at batch 1 took 60-75 us as three ops run cold at the end of a pass.
+   * at batch 1 took 60-75 us as three ops running cold at the end of a pass.
    * Under the profiler the ops themselves, so that the cost model and a
    * profile list them (the pooling outside this layer) as before.
    */
