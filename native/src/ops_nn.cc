@@ -68,7 +68,7 @@ ZTW_OP(poolLinear) {
   const auto b = Opt(a, 2);
   const auto isFloat = [](const at::Tensor& t) { return t.scalar_type() == at::kFloat && t.device().is_cpu(); };
   const bool grad = at::GradMode::is_enabled() && (x.requires_grad() || w.requires_grad() || (b && b->requires_grad()));
-  const auto fmt = x.dim() == 4 ? DenseFormat(x) : at::MemoryFormat::Contiguous;
+  const auto fmt = DenseFormat(x);  // contiguous for anything but a 4-D channels-last map
   if (grad || x.dim() != 4 || !isFloat(x) || !x.is_contiguous(fmt) || w.dim() != 2 || !isFloat(w) || w.size(1) != x.size(1) ||
       (b && (b->dim() != 1 || b->size(0) != w.size(0) || !isFloat(*b))) || x.size(2) * x.size(3) == 0)
     return a.ret(at::linear(at::adaptive_avg_pool2d(x, {1, 1}).flatten(1), w, b));
