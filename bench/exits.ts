@@ -95,9 +95,9 @@ function timeSections(net: EarlyExitNetwork, fn: () => void): { backbone: number
   };
   for (const h of net.heads) {
     const step = h.exitStep;
-    h.exitStep = (features, prev) => {
+    h.exitStep = (features, prev, into) => {
       const t0 = now();
-      const out = step.call(h, features, prev);
+      const out = step.call(h, features, prev, into);
       spent.heads += now() - t0;
       return out;
     };
@@ -125,6 +125,7 @@ function segmentTimes(net: EarlyExitNetwork, batches: Tensor[], rounds: number):
   const T = net.backbone.taps.length;
   const steps: number[][] = Array.from({ length: T + 1 }, () => []);
   const heads: number[][] = net.heads.map(() => []);
+  const room = new Float32Array(Math.max(...batches.map((x) => x.shape[0])) * net.backbone.numClasses); // the runtime's memory for each head's answer
   for (let r = 0; r <= rounds; r++) {
     const s = new Array<number>(T + 1).fill(0);
     const h = new Array<number>(net.heads.length).fill(0);
@@ -140,7 +141,7 @@ function segmentTimes(net: EarlyExitNetwork, batches: Tensor[], rounds: number):
             const m = net.tapIndices.indexOf(i);
             if (m >= 0) {
               const t1 = now();
-              const out = net.heads[m].exitStep(res.value, m > 0 ? prev : undefined);
+              const out = net.heads[m].exitStep(res.value, m > 0 ? prev : undefined, room);
               h[m] += now() - t1;
               prev?.dispose();
               prev = out.logits;

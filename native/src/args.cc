@@ -52,6 +52,19 @@ int64_t Args::i64(size_t i) const {
   return static_cast<int64_t>(v);
 }
 
+// The typed array's memory through napi_get_typedarray_info: Napi's
+// ArrayBuffer() made a handle per call.
+float* Args::floatsInto(size_t i, size_t n) const {
+  need(i, "a Float32Array");
+  napi_typedarray_type type;
+  size_t length = 0;
+  void* data = nullptr;
+  if (!info_[i].IsTypedArray() || napi_get_typedarray_info(env_, info_[i], &type, &length, &data, nullptr, nullptr) != napi_ok || type != napi_float32_array)
+    throw ArgError("argument " + std::to_string(i) + ": expected a Float32Array");
+  if (length < n) throw ArgError("argument " + std::to_string(i) + ": a Float32Array of " + std::to_string(length) + " values, " + std::to_string(n) + " needed");
+  return static_cast<float*>(data);
+}
+
 bool Args::b(size_t i) const {
   need(i, "a boolean");
   if (!info_[i].IsBoolean()) throw ArgError("argument " + std::to_string(i) + ": expected a boolean");

@@ -116,27 +116,32 @@ export class ICHead extends Module {
       const logits = this.forward(features, previousLogits);
       return [logits, F.logSoftmax(logits, 1)];
     }
-    const [logits, logProbs] = wrapHandles(this.nativeHead(features, previousLogits, false));
+    const [logits, logProbs] = wrapHandles(this.nativeHead(features, previousLogits));
     return [logits, logProbs];
   }
 
   /**
    * The runtime's step: exitForward's numbers, the log-probabilities read
    * out at once as a Float32Array ([N * K]), which saves a tensor handle, a
-   * read and a free per exit.
+   * read and a free per exit. With `into` (at least N * K values) they are
+   * written there and the array returned is a view of its front: a runtime
+   * passes the same memory at every exit.
    */
-  exitStep(features: Tensor, previousLogits?: Tensor): { logits: Tensor; logProbs: Float32Array } {
+  exitStep(features: Tensor, previousLogits?: Tensor, into?: Float32Array): { logits: Tensor; logProbs: Float32Array } {
+    const n = features.shape[0] * this.fc.options.outFeatures;
+    const out = into === undefined ? new Float32Array(n) : into;
+    if (out.length < n) throw new RangeError(`ICHead.exitStep: ${n} log-probabilities do not fit into ${out.length}`);
+    const logProbs = out.length === n ? out : out.subarray(0, n);
     if (isGradEnabled() || this.cascadeNorm) {
       const [logits, lp] = this.exitForward(features, previousLogits);
-      const logProbs = lp.data() as Float32Array;
+      logProbs.set(lp.data() as Float32Array);
       lp.dispose();
       return { logits, logProbs };
     }
-    const [handle, logProbs] = this.nativeHead(features, previousLogits, true);
-    return { logits: wrapHandle(handle), logProbs };
+    return { logits: wrapHandle(this.nativeHead(features, previousLogits, out)), logProbs };
   }
 
-  private nativeHead(features: Tensor, previousLogits: Tensor | undefined, logProbsAsArray: boolean) {
+  private nativeHead(features: Tensor, previousLogits: Tensor | undefined, logProbsInto?: Float32Array) {
     if (this.usesPrevious && !previousLogits) throw new Error('ICHead: this head has a cascade input; pass the previous IC\'s logits');
     const conv = this.conv;
     const pooled = this.pool && this.pool.size >= 4 ? this.pool : undefined;
@@ -151,7 +156,7 @@ export class ICHead extends Module {
       this.fc.weight.handle,
       this.fc.bias?.handle,
       this.usesPrevious ? previousLogits?.handle : undefined,
-      logProbsAsArray,
+      logProbsInto,
     );
   }
 }

@@ -71,8 +71,8 @@ export class EarlyExitRuntime {
     const K = this.numClasses;
     const M = this.numExits;
     const res: ExitResult = { prediction: new Int32Array(N), probs: new Float32Array(N * K), exitIndex: new Int32Array(N), cost: new Float64Array(N) };
-    // Per exit: one native call for the head, which hands back its
-    // log-probabilities as a typed array; the ensemble, the rule and the rows
+    // Per exit: one native call for the head, which writes its
+    // log-probabilities into the book's memory; the ensemble, the rule and the rows
     // bookkeeping run in JS (at batch 1 each native call costs ~4 us, as much
     // as a small op's work).
     noGrad(() =>
@@ -93,7 +93,7 @@ export class EarlyExitRuntime {
           keep = undefined;
           if (!r.done && !tapIndices.includes(tap++)) continue;
           const m = r.done ? M - 1 : head;
-          const { logits, logProbs } = r.done ? finalStep(r.value) : heads[head].exitStep(r.value, head > 0 ? prevLogits : undefined);
+          const { logits, logProbs } = r.done ? finalStep(r.value) : heads[head].exitStep(r.value, head > 0 ? prevLogits : undefined, book.buffers.head);
           const n = book.rows.length;
           const stay = book.step(m, logProbs, r.done === true, this.costs.exitCosts[m]);
           if (r.done) break;

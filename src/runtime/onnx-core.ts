@@ -568,10 +568,12 @@ export interface ExitBookBuffers {
   decided: { leave: Uint8Array; arg: Int32Array };
   stay: Int32Array;
   rows: Int32Array;
+  /** Room for one exit's log-probabilities ([N * K]), for a head to write into. */
+  head: Float32Array;
 }
 
 function exitBookBuffers(N: number, K: number, M: number): ExitBookBuffers {
-  return { N, K, M, store: new Float32Array(M * N * K), logq: new Float32Array(N * K), p: new Float32Array(N * K), decided: { leave: new Uint8Array(N), arg: new Int32Array(N) }, stay: new Int32Array(N), rows: new Int32Array(N) };
+  return { N, K, M, store: new Float32Array(M * N * K), logq: new Float32Array(N * K), p: new Float32Array(N * K), decided: { leave: new Uint8Array(N), arg: new Int32Array(N) }, stay: new Int32Array(N), rows: new Int32Array(N), head: new Float32Array(N * K) };
 }
 
 /**

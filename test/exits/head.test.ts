@@ -7,7 +7,7 @@ import * as F from '../../src/nn/functional';
 import { manualSeed, randn, randint, tensor } from '../../src/tensor/create';
 import { noGrad } from '../../src/tensor/grad';
 import { tidy } from '../../src/tensor/scope';
-import { setNumThreads } from '../../src/tensor/native';
+import { native, setNumThreads } from '../../src/tensor/native';
 import { assertClose } from '../helpers/assert';
 
 setNumThreads(1);
@@ -176,6 +176,14 @@ test('exitForward: one native call with the numbers of forward() and a log-softm
         assert.deepEqual(step.logits.toNumbers(), logits.toNumbers());
         assert.ok(step.logProbs instanceof Float32Array);
         assert.deepEqual(Array.from(step.logProbs), lp.toNumbers());
+        // Into the caller's memory: a view of its front, the rest untouched.
+        const room = new Float32Array(7 * K).fill(42);
+        const into = h.exitStep(x, prev, room);
+        assert.equal(into.logProbs.buffer, room.buffer);
+        assert.equal(into.logProbs.length, 5 * K);
+        assert.deepEqual(Array.from(room.subarray(0, 5 * K)), lp.toNumbers());
+        assert.ok(room.subarray(5 * K).every((v) => v === 42), 'nothing written past N * K');
+        assert.deepEqual(into.logits.toNumbers(), logits.toNumbers());
       }),
     );
     // With gradients it composes forward(), so training still gets them.
@@ -196,6 +204,12 @@ test('exitForward: bad inputs are typed errors from the native head, not crashes
       assert.throws(() => h.exitForward(randn([2, 4, 8, 8]).to('float64')), (e: Error) => e.name === 'TorchError');
       assert.throws(() => h.exitForward(randn([2, 5, 8, 8])), (e: Error) => e.name === 'TorchError');
       assert.throws(() => h.exitForward(randn([2, 4, 2, 2])), (e: Error) => e.name === 'TorchError');
+      // The runtime's memory for the answer: too small, or not float32.
+      assert.throws(() => h.exitStep(randn([2, 4, 8, 8]), undefined, new Float32Array(5)), /do not fit/);
+      const args = (into: unknown) => [randn([2, 4, 8, 8]).handle, h.conv!.weight.handle, h.conv!.bias?.handle, 1, 1, h.pool!.alpha.handle, h.pool!.kernel, h.fc.weight.handle, h.fc.bias?.handle, undefined, into];
+      assert.throws(() => native.icHead(...args(new Float64Array(6))), (e: Error) => e.name === 'TorchError' && /Float32Array/.test(e.message));
+      assert.throws(() => native.icHead(...args(new Float32Array(5))), (e: Error) => e.name === 'TorchError' && /6 needed/.test(e.message));
+      assert.throws(() => native.icHead(...args([0, 0, 0, 0, 0, 0])), (e: Error) => e.name === 'TorchError');
     }),
   );
   h.dispose();
