@@ -61,7 +61,7 @@ float* Args::floatsInto(size_t i, size_t n) const {
   void* data = nullptr;
   if (!info_[i].IsTypedArray() || napi_get_typedarray_info(env_, info_[i], &type, &length, &data, nullptr, nullptr) != napi_ok || type != napi_float32_array)
     throw ArgError("argument " + std::to_string(i) + ": expected a Float32Array");
-  if (length < n) throw ArgError("argument " + std::to_string(i) + ": a Float32Array of " + std::to_string(length) + " values, " + std::to_string(n) + " needed");
+  if (length != n) throw ArgError("argument " + std::to_string(i) + ": a Float32Array of " + std::to_string(length) + " values, " + std::to_string(n) + " expected");
   return static_cast<float*>(data);
 }
 

@@ -39,7 +39,7 @@ class Args {
   std::vector<at::Tensor> tensors(size_t i) const;      // an array of tensor ids
   at::ScalarType dtype(size_t i, at::ScalarType dflt = at::kFloat) const;
   at::Scalar scalar(size_t i) const;                   // number or boolean
-  float* floatsInto(size_t i, size_t n) const;          // a Float32Array of at least n values, to write into
+  float* floatsInto(size_t i, size_t n) const;          // a Float32Array of exactly n values, to write into
 
   Napi::Value ret(at::Tensor t) const;
   Napi::Value ret(const std::vector<at::Tensor>& ts) const;

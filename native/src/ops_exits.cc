@@ -205,13 +205,13 @@ ZTW_OP(takeRows) {
 //   -> [logits, logProbs], or with logProbsInto the logits alone
 // conv 3x3, ReLU + SDN pool (poolKernel 0: ReLU only, maps below 4x4),
 // flatten, cat with the previous logits (cascade), linear, log-softmax. With
-// logProbsInto (a Float32Array of at least N * K values) the
+// logProbsInto (a Float32Array of exactly N * K values) the
 // log-probabilities are written into it: the runtime reads them at once,
 // and a fresh typed array took ~2.7 us of a ~35 us head at batch 1.
 ZTW_OP(icHead) {
   at::Tensor h = a.t(0);
   float* into = nullptr;
-  int64_t room = 0;  // the values checked to fit into `into`
+  int64_t room = 0;  // the values `into` was checked to hold
   if (a.has(10)) {
     const auto& fcW = a.t(7);
     room = h.dim() >= 1 && fcW.dim() == 2 ? h.size(0) * fcW.size(0) : 0;

@@ -123,22 +123,21 @@ export class ICHead extends Module {
   /**
    * The runtime's step: exitForward's numbers, the log-probabilities read
    * out at once as a Float32Array ([N * K]), which saves a tensor handle, a
-   * read and a free per exit. With `into` (at least N * K values) they are
-   * written there and the array returned is a view of its front: a runtime
-   * passes the same memory at every exit.
+   * read and a free per exit. With `into` (exactly N * K values) they are
+   * written there: a runtime passes the same memory at every exit.
    */
   exitStep(features: Tensor, previousLogits?: Tensor, into?: Float32Array): { logits: Tensor; logProbs: Float32Array } {
-    const n = features.shape[0] * this.fc.options.outFeatures;
-    const out = into === undefined ? new Float32Array(n) : into;
-    if (out.length < n) throw new RangeError(`ICHead.exitStep: ${n} log-probabilities do not fit into ${out.length}`);
-    const logProbs = out.length === n ? out : out.subarray(0, n);
     if (isGradEnabled() || this.cascadeNorm) {
       const [logits, lp] = this.exitForward(features, previousLogits);
-      logProbs.set(lp.data() as Float32Array);
+      const values = lp.data() as Float32Array;
       lp.dispose();
-      return { logits, logProbs };
+      if (into && into.length !== values.length) throw new RangeError(`ICHead.exitStep: ${values.length} log-probabilities for room of ${into.length}`);
+      into?.set(values);
+      return { logits, logProbs: into ?? values };
     }
-    return { logits: wrapHandle(this.nativeHead(features, previousLogits, out)), logProbs };
+    // The shape is read only without `into`: the native head checks the room (a shape read is a native call, ~1.4 us).
+    const logProbs = into ?? new Float32Array(features.shape[0] * this.fc.options.outFeatures);
+    return { logits: wrapHandle(this.nativeHead(features, previousLogits, logProbs)), logProbs };
   }
 
   private nativeHead(features: Tensor, previousLogits: Tensor | undefined, logProbsInto?: Float32Array) {

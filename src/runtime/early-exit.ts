@@ -93,8 +93,9 @@ export class EarlyExitRuntime {
           keep = undefined;
           if (!r.done && !tapIndices.includes(tap++)) continue;
           const m = r.done ? M - 1 : head;
-          const { logits, logProbs } = r.done ? finalStep(r.value) : heads[head].exitStep(r.value, head > 0 ? prevLogits : undefined, book.buffers.head);
           const n = book.rows.length;
+          const room = n === N ? book.buffers.head : book.buffers.head.subarray(0, n * K);
+          const { logits, logProbs } = r.done ? finalStep(r.value) : heads[head].exitStep(r.value, head > 0 ? prevLogits : undefined, room);
           const stay = book.step(m, logProbs, r.done === true, this.costs.exitCosts[m]);
           if (r.done) break;
           if (stay.length === 0) {

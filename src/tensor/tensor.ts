@@ -20,6 +20,8 @@ export class Tensor {
   /** @internal Registered with scope.ts's garbage-collection backstop (no scope owns it). */
   guarded = false;
   private shapeCache?: number[];
+  /** dispose() has run: a scope freeing its tensors skips this one without a native call. */
+  private disposed = false;
 
   constructor(readonly handle: NativeHandle) {
     track(this);
@@ -52,6 +54,8 @@ export class Tensor {
     return native.isContiguous(this.handle, format);
   }
   dispose(): void {
+    if (this.disposed) return; // freeing twice is harmless natively; skipping it saves a call
+    this.disposed = true;
     this.shapeCache = undefined; // a disposed tensor has no shape: the next .shape throws E_DISPOSED
     native.dispose(this.handle);
     forget(this);

@@ -176,13 +176,11 @@ test('exitForward: one native call with the numbers of forward() and a log-softm
         assert.deepEqual(step.logits.toNumbers(), logits.toNumbers());
         assert.ok(step.logProbs instanceof Float32Array);
         assert.deepEqual(Array.from(step.logProbs), lp.toNumbers());
-        // Into the caller's memory: a view of its front, the rest untouched.
-        const room = new Float32Array(7 * K).fill(42);
+        // Into the caller's memory, exactly N * K values.
+        const room = new Float32Array(5 * K).fill(42);
         const into = h.exitStep(x, prev, room);
-        assert.equal(into.logProbs.buffer, room.buffer);
-        assert.equal(into.logProbs.length, 5 * K);
-        assert.deepEqual(Array.from(room.subarray(0, 5 * K)), lp.toNumbers());
-        assert.ok(room.subarray(5 * K).every((v) => v === 42), 'nothing written past N * K');
+        assert.equal(into.logProbs, room);
+        assert.deepEqual(Array.from(room), lp.toNumbers());
         assert.deepEqual(into.logits.toNumbers(), logits.toNumbers());
       }),
     );
@@ -191,6 +189,14 @@ test('exitForward: one native call with the numbers of forward() and a log-softm
       const [logits] = h.exitForward(randn([2, ...c.tap]), c.prev ? randn([2, K]) : undefined);
       logits.sum().backward();
       assert.ok(h.fc.weight.grad, 'gradient reaches the head');
+      // The runtime's step composes forward() there too, into the caller's memory when given.
+      const x2 = randn([2, ...c.tap]);
+      const p2 = c.prev ? randn([2, K]) : undefined;
+      const room = new Float32Array(2 * K);
+      const step = h.exitStep(x2, p2, room);
+      assert.equal(step.logProbs, room);
+      assertClose(Array.from(room), F.logSoftmax(h.forward(x2, p2), 1).toNumbers(), { atol: 1e-6, rtol: 1e-6, what: 'log-probs with gradients' });
+      assert.throws(() => h.exitStep(x2, p2, new Float32Array(3)), RangeError);
     });
     h.dispose();
   }
@@ -205,10 +211,10 @@ test('exitForward: bad inputs are typed errors from the native head, not crashes
       assert.throws(() => h.exitForward(randn([2, 5, 8, 8])), (e: Error) => e.name === 'TorchError');
       assert.throws(() => h.exitForward(randn([2, 4, 2, 2])), (e: Error) => e.name === 'TorchError');
       // The runtime's memory for the answer: too small, or not float32.
-      assert.throws(() => h.exitStep(randn([2, 4, 8, 8]), undefined, new Float32Array(5)), /do not fit/);
+      assert.throws(() => h.exitStep(randn([2, 4, 8, 8]), undefined, new Float32Array(5)), (e: Error) => e.name === 'TorchError' && /5 values, 6 expected/.test(e.message));
       const args = (into: unknown) => [randn([2, 4, 8, 8]).handle, h.conv!.weight.handle, h.conv!.bias?.handle, 1, 1, h.pool!.alpha.handle, h.pool!.kernel, h.fc.weight.handle, h.fc.bias?.handle, undefined, into];
       assert.throws(() => native.icHead(...args(new Float64Array(6))), (e: Error) => e.name === 'TorchError' && /Float32Array/.test(e.message));
-      assert.throws(() => native.icHead(...args(new Float32Array(5))), (e: Error) => e.name === 'TorchError' && /6 needed/.test(e.message));
+      assert.throws(() => native.icHead(...args(new Float32Array(7))), (e: Error) => e.name === 'TorchError' && /7 values, 6 expected/.test(e.message));
       assert.throws(() => native.icHead(...args([0, 0, 0, 0, 0, 0])), (e: Error) => e.name === 'TorchError');
     }),
   );
