@@ -20,6 +20,7 @@ export class Tensor {
   /** @internal Registered with scope.ts's garbage-collection backstop (no scope owns it). */
   guarded = false;
   private shapeCache?: number[];
+  private dtypeCache?: DType;
   /** dispose() has run: a scope freeing its tensors skips this one without a native call. */
   private disposed = false;
 
@@ -32,7 +33,7 @@ export class Tensor {
     return (this.shapeCache ??= native.shape(this.handle));
   }
   get dtype(): DType {
-    return native.dtype(this.handle);
+    return (this.dtypeCache ??= native.dtype(this.handle)); // a handle's dtype, like its shape, never changes
   }
   get ndim(): number {
     return this.shape.length;
@@ -56,7 +57,7 @@ export class Tensor {
   dispose(): void {
     if (this.disposed) return; // freeing twice is harmless natively; skipping it saves a call
     this.disposed = true;
-    this.shapeCache = undefined; // a disposed tensor has no shape: the next .shape throws E_DISPOSED
+    this.shapeCache = this.dtypeCache = undefined; // a disposed tensor has neither: the next read throws E_DISPOSED
     native.dispose(this.handle);
     forget(this);
   }

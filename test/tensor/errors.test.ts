@@ -132,7 +132,11 @@ test('disposed tensors: idempotent dispose, E_DISPOSED on use', () => {
   const t = randn([2, 3]);
   const u = randn([2, 3]);
   assert.equal(liveTensors(), before + 2);
+  assert.equal(t.dtype, 'float32'); // read (and kept by the wrapper) before the dispose
+  assert.deepEqual(t.shape, [2, 3]);
   t.dispose();
+  expectTorchError(() => t.dtype, { code: 'E_DISPOSED', op: 'dtype', message: /was disposed/ });
+  expectTorchError(() => t.shape, { code: 'E_DISPOSED', op: 'shape', message: /was disposed/ });
   assert.equal(t.isDisposed, true);
   assert.equal(liveTensors(), before + 1);
   t.dispose(); // idempotent: no throw, no double count
