@@ -18,6 +18,10 @@ inline at::MemoryFormat DenseFormat(const at::Tensor& x) {
   return cl ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
 }
 
+// out = max(x, 0) through our own loop (kernels.h), both float32 CPU and
+// dense in x's DenseFormat (out may be x itself, whose version it then bumps).
+void ReluDense(const at::Tensor& x, at::Tensor& out);
+
 // An optional tensor argument (undefined or null: none).
 inline c10::optional<at::Tensor> Opt(const Args& a, size_t i) {
   auto t = a.optT(i);

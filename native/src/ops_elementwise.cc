@@ -70,10 +70,7 @@ ZTW_OP(relu) {
   if (grad || x.scalar_type() != at::kFloat || !x.device().is_cpu() || !x.is_contiguous(fmt)) return a.ret(at::relu(x));
   const bool inPlace = a.has(1) && a.b(1);
   auto out = inPlace ? x : at::empty(x.sizes(), x.options().memory_format(fmt));
-  const float* xp = x.data_ptr<float>();
-  float* op = out.data_ptr<float>();
-  at::parallel_for(0, x.numel(), 65536, [&](int64_t begin, int64_t end) { ReluCopy(xp + begin, op + begin, end - begin); });
-  if (inPlace) torch::autograd::impl::bump_version(out);
+  ReluDense(x, out);
   return a.ret(out);
 }
 UNARY(logicalNot, at::logical_not)

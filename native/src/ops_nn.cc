@@ -3,6 +3,7 @@
 #include "nn.h"
 #include "kernels.h"
 #include <ATen/Parallel.h>
+#include <torch/csrc/autograd/variable.h>
 #include <algorithm>
 #include <vector>
 
@@ -33,10 +34,27 @@ at::Tensor ztw::Conv2d(const at::Tensor& x, const at::Tensor& w, const c10::opti
   return fusion.relu ? at::relu(y) : y;
 }
 ZTW_OP(conv2d) { return a.ret(Conv2d(a.t(0), a.t(1), Opt(a, 2), a.ints(3), a.ints(4), a.ints(5), a.i64(6))); }
-// convFused(x, weight, bias?, stride[2], padding[2], dilation[2], groups, relu, add?, consumeAdd?):
+void ztw::ReluDense(const at::Tensor& x, at::Tensor& out) {
+  const float* xp = x.data_ptr<float>();
+  float* op = out.data_ptr<float>();
+  at::parallel_for(0, x.numel(), 65536, [&](int64_t begin, int64_t end) { ReluCopy(xp + begin, op + begin, end - begin); });
+  if (out.is_same(x)) torch::autograd::impl::bump_version(out);
+}
+
+// convFused(x, weight, bias?, stride[2], padding[2], dilation[2], groups, relu, add?, consumeAdd?, reluInput?):
 // relu?(conv2d(x) + add?), for inference in one pass over the output; with
-// consumeAdd the result may be written into the addend's memory.
+// consumeAdd the result may be written into the addend's memory. With
+// reluInput (the caller gives x's values up, no gradients) x becomes relu(x)
+// in its own memory first, in this call: a staged ResNet hands its taps out
+// before the block's final ReLU, and that ReLU as a call of its own cost a
+// crossing (and a handle to free) per block at batch 1.
 ZTW_OP(convFused) {
+  if (a.has(10) && a.b(10)) {
+    auto& x = a.t(0);
+    if ((at::GradMode::is_enabled() && x.requires_grad()) || x.scalar_type() != at::kFloat || !x.device().is_cpu() || !x.is_contiguous(DenseFormat(x)))
+      throw ArgError("convFused: reluInput needs a dense float32 CPU input without gradients");
+    ReluDense(x, x);
+  }
   ConvFusion fusion;
   fusion.relu = a.b(7);
   fusion.add = Opt(a, 8);

@@ -94,6 +94,11 @@ export interface BlockOptions {
    * call): the block may write its result into the input's memory.
    */
   consumeInput?: boolean;
+  /**
+   * The input is a tap before its ReLU, which the block applies in its first
+   * convolution's call, in the input's memory (see reluPending).
+   */
+  reluInput?: boolean;
 }
 
 /**
@@ -126,6 +131,15 @@ function mayOverwrite(inPlace: boolean): boolean {
  */
 export function keepRows(x: Tensor, rows: Tensor | undefined, inPlace = false): Tensor {
   return rows ? x.takeRows(rows, { inPlace: mayOverwrite(inPlace) }) : x;
+}
+
+/**
+ * Whether the next block may apply a tap's ReLU itself (BlockOptions.reluInput):
+ * no rows to keep (the copy would carry the ReLU) and the tap given up. At
+ * batch 1 a ReLU call of its own was a crossing per block.
+ */
+export function reluPending(rows: Tensor | undefined, inPlace: boolean): boolean {
+  return !rows && mayOverwrite(inPlace);
 }
 
 /**

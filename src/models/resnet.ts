@@ -1,9 +1,10 @@
 // CIFAR ResNets (ResNet-20/56/110: basic blocks, 16/32/64 channels) and the
 // tap after each block's `conv + shortcut`, before its last ReLU.
-import { Backbone, forwardBlocks, reluKeepRows, type BackboneOptions, type BlockOptions, type StagedForward, type StagedOptions, type TapInfo } from './backbone';
+import { Backbone, forwardBlocks, reluKeepRows, reluPending, type BackboneOptions, type BlockOptions, type StagedForward, type StagedOptions, type TapInfo } from './backbone';
 import { Module } from '../nn/module';
 import { BatchNorm2d, Conv2d, Linear, Sequential } from '../nn/layers';
 import { convBn } from '../nn/fused';
+import * as F from '../nn/functional';
 import type { Tensor } from '../tensor/tensor';
 import { initResNetWeights } from './init';
 
@@ -31,11 +32,11 @@ export class BasicBlock extends Module {
   forward(x: Tensor, options: BlockOptions = {}): Tensor {
     return this.block(x, true, options);
   }
-  private block(x: Tensor, relu: boolean, { consumeInput = false }: BlockOptions): Tensor {
+  private block(x: Tensor, relu: boolean, { consumeInput = false, reluInput = false }: BlockOptions): Tensor {
     // Intermediates are freed as soon as they are used (autograd keeps its
     // own references): a pass then reuses cache-warm blocks instead of
     // holding every activation of the network until its scope ends.
-    const r = convBn(this.conv1, this.bn1, x, { relu: true });
+    const r = convBn(this.conv1, this.bn1, x, { relu: true, reluInput }); // with reluInput, x (and the identity shortcut) is relu(x) from here on
     const sc = this.shortcut ? convBn(this.shortcut.layers[0] as Conv2d, this.shortcut.layers[1] as BatchNorm2d, x) : x;
     const out = convBn(this.conv2, this.bn2, r, { add: sc, relu, consumeAdd: sc !== x || consumeInput });
     r.dispose();
@@ -90,13 +91,15 @@ export class CifarResNet extends Backbone {
 
   *staged(x: Tensor, { consumeTaps = false }: StagedOptions = {}): StagedForward {
     let h = this.stem(x);
+    let pending = false; // h is the last tap, its ReLU left to the next block
     for (const block of this.blocks) {
-      const tap = block.preActivation(h, { consumeInput: true });
-      h.dispose(); // the block's input; the tap stays the caller's
+      const tap = block.preActivation(h, { consumeInput: true, reluInput: pending });
+      if (!pending) h.dispose(); // the block's input; a tap stays the caller's
       const rows = yield tap;
-      h = reluKeepRows(tap, rows, consumeTaps);
+      pending = reluPending(rows, consumeTaps);
+      h = pending ? tap : reluKeepRows(tap, rows, consumeTaps);
     }
-    return this.head(h);
+    return this.head(pending ? F.relu(h, { inPlace: true }) : h);
   }
 
   /**

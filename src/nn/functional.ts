@@ -24,9 +24,12 @@ export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor, o: Conv2dArgs =
 /**
  * relu?(conv2d(x) + add?): one native call, and without gradients one pass
  * over the output (oneDNN post-ops); with gradients the separate ops.
+ * With reluInput, x becomes relu(x) in its own memory first (the caller
+ * gives its values up; without gradients only).
  */
-export function conv2dFused(x: Tensor, weight: Tensor, bias: Tensor | undefined, o: Conv2dArgs, epilogue: { add?: Tensor; relu?: boolean; consumeAdd?: boolean }): Tensor {
-  const y = wrap(native.convFused(x.handle, weight.handle, bias?.handle, pair(o.stride ?? 1), pair(o.padding ?? 0), pair(o.dilation ?? 1), o.groups ?? 1, epilogue.relu ?? false, epilogue.add?.handle, epilogue.consumeAdd ?? false));
+export function conv2dFused(x: Tensor, weight: Tensor, bias: Tensor | undefined, o: Conv2dArgs, epilogue: { add?: Tensor; relu?: boolean; consumeAdd?: boolean; reluInput?: boolean }): Tensor {
+  const y = wrap(native.convFused(x.handle, weight.handle, bias?.handle, pair(o.stride ?? 1), pair(o.padding ?? 0), pair(o.dilation ?? 1), o.groups ?? 1, epilogue.relu ?? false, epilogue.add?.handle, epilogue.consumeAdd ?? false, epilogue.reluInput ?? false));
+  if (epilogue.reluInput && profiling()) record('relu', x, ...costRules.elementwise(x, 1));
   if (profiling()) record('conv2d', y, ...costRules.conv2d(y, weight, bias !== undefined));
   return y;
 }

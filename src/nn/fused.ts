@@ -60,6 +60,13 @@ export interface ConvEpilogue {
    * which oneDNN's fastest kernel serves and a separate addend does not.
    */
   consumeAdd?: boolean;
+  /**
+   * x becomes relu(x) in its own memory before the convolution (in the same
+   * native call when it runs fused): a staged ResNet's tap, whose ReLU the
+   * block after it applies. The caller gives x's values up; without
+   * gradients only.
+   */
+  reluInput?: boolean;
 }
 
 /**
@@ -68,8 +75,9 @@ export interface ConvEpilogue {
  * store, a ResNet block makes 3 passes over its maps instead of 5.
  */
 export function convBn(conv: Conv2d, bn: BatchNorm2d, x: Tensor, epilogue: ConvEpilogue = {}): Tensor {
-  const { add, relu = false, consumeAdd = false } = epilogue;
+  const { add, relu = false, consumeAdd = false, reluInput = false } = epilogue;
   if (!canFuse(conv, bn)) {
+    if (reluInput) reluInPlace(x);
     const y = conv.forward(x);
     const normed = bn.forward(y);
     y.dispose();
@@ -77,8 +85,13 @@ export function convBn(conv: Conv2d, bn: BatchNorm2d, x: Tensor, epilogue: ConvE
   }
   const f = folded(conv, bn);
   const { stride, padding, dilation, groups } = conv.options;
-  if (!add && !relu) return F.conv2d(x, f.weight, f.bias, { stride, padding, dilation, groups });
-  return F.conv2dFused(x, f.weight, f.bias, { stride, padding, dilation, groups }, { add, relu, consumeAdd });
+  if (!add && !relu && !reluInput) return F.conv2d(x, f.weight, f.bias, { stride, padding, dilation, groups });
+  return F.conv2dFused(x, f.weight, f.bias, { stride, padding, dilation, groups }, { add, relu, consumeAdd, reluInput });
+}
+
+function reluInPlace(x: Tensor): void {
+  if (isGradEnabled()) throw new Error('convBn: reluInput is for inference without gradients');
+  F.relu(x, { inPlace: true }).dispose(); // a second handle to x's memory
 }
 
 /**

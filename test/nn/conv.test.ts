@@ -147,3 +147,25 @@ test('one or two images through a 3x3 kernel (the implementation is timed on the
         assertClose(got.toNumbers(), want.toNumbers(), { atol: 1e-4, rtol: 1e-4, what: `batch ${n} ${JSON.stringify(epilogue)}` });
       });
 });
+
+test('reluInput: the input becomes relu(x) in its own memory first, in the same call; with gradients, or a strided input, a typed error', () => {
+  tidy(() => {
+    for (const layout of ['contiguous', 'channels_last'] as const) {
+      const x = randn([2, 4, 6, 6]).contiguous(layout);
+      const w = randn([4, 4, 3, 3]).contiguous(layout);
+      const b = randn([4]);
+      const want = noGrad(() => F.conv2dFused(F.relu(x), w, b, { padding: 1 }, { relu: true })).toNumbers();
+      const wantX = F.relu(x).toNumbers();
+      const id = native.dataId(x.handle);
+      const got = noGrad(() => F.conv2dFused(x, w, b, { padding: 1 }, { relu: true, reluInput: true }));
+      assertClose(got.toNumbers(), want, { atol: 1e-5, rtol: 1e-5, what: `conv(relu(x)), ${layout}` });
+      assert.deepEqual(x.toNumbers(), wantX, 'x is relu(x) now');
+      assert.equal(native.dataId(x.handle), id, 'in its own memory');
+    }
+    const leaf = randn([1, 2, 4, 4]).requiresGrad_();
+    const w = randn([2, 2, 3, 3]);
+    assert.throws(() => F.conv2dFused(leaf, w, undefined, { padding: 1 }, { reluInput: true }), (e: Error) => e.name === 'TorchError' && /reluInput/.test(e.message));
+    const strided = randn([1, 2, 4, 8]).narrow(3, 0, 4);
+    assert.throws(() => noGrad(() => F.conv2dFused(strided, w, undefined, { padding: 1 }, { reluInput: true })), (e: Error) => e.name === 'TorchError' && /dense/.test(e.message));
+  });
+});
