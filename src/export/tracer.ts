@@ -447,7 +447,9 @@ const RULES: Record<string, Rule> = {
     e.bind(out, e.node('Gemm', b ? [flat, e.name(w), e.name(b)] : [flat, e.name(w)], { transB: 1 })[0], e.batched(x));
   },
   conv2d: (e, [x, w, b, stride, padding, dilation, groups], out) => e.bind(out, convNode(e, x, w, b, stride, padding, dilation, groups), e.batched(x)),
-  convFused: (e, [x, w, b, stride, padding, dilation, groups, relu, add], out) => {
+  convFused: (e, [x, w, b, stride, padding, dilation, groups, relu, add, , reluInput], out) => {
+    // The input's ReLU in its own memory would change a value the graph has already named.
+    if (reluInput) e.fail('a convolution that applies its input\'s ReLU in place (a staged pass with consumeTaps; trace one without)');
     let y = convNode(e, x, w, b, stride, padding, dilation, groups);
     if (add) y = e.node('Add', [y, e.operand(add, e.dtype(out))])[0];
     if (relu) y = e.node('Relu', [y])[0];

@@ -146,6 +146,8 @@ test('the tracer fails loudly on what it cannot export, and always restores the 
   assert.throws(() => trace((x) => x.narrow(0, 0, 1)), /along the batch dimension/);
   assert.throws(() => trace(() => tensor([[1, 2]])), /does not depend on the graph's inputs/);
   assert.throws(() => trace((x) => x.sum(0, true)), /lost the batch dimension/);
+  const w = randn([3, 3, 3, 3]);
+  assert.throws(() => traceOne('g', [2, 3, 4, 4], (tr, x) => tr.output('y', F.conv2dFused(x, w, undefined, { padding: 1 }, { reluInput: true }))), (e: Error) => e instanceof ExportError && /ReLU in place/.test(e.message));
   // A value of an earlier graph read without being an input: directly, through an
   // alias, or through ops run between two graphs.
   type T = ReturnType<typeof randn>;
