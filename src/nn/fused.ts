@@ -91,6 +91,8 @@ export function convBn(conv: Conv2d, bn: BatchNorm2d, x: Tensor, epilogue: ConvE
 
 function reluInPlace(x: Tensor): void {
   if (isGradEnabled()) throw new Error('convBn: reluInput is for inference without gradients');
+  // relu's inPlace is a wish (a strided map gets a copy); here the block reads x again, so it must hold.
+  if (!x.isContiguous(x.ndim === 4 && x.isContiguous('channels_last') ? 'channels_last' : 'contiguous')) throw new Error('convBn: reluInput needs a dense input');
   F.relu(x, { inPlace: true }).dispose(); // a second handle to x's memory
 }
 

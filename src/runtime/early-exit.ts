@@ -94,8 +94,8 @@ export class EarlyExitRuntime {
           if (!r.done && !tapIndices.includes(tap++)) continue;
           const m = r.done ? M - 1 : head;
           const n = book.rows.length;
-          const room = n === N ? book.buffers.head : book.buffers.head.subarray(0, n * K);
-          const { logits, logProbs } = r.done ? finalStep(r.value) : heads[head].exitStep(r.value, head > 0 ? prevLogits : undefined, room);
+          const room = book.buffers.head;
+          const { logits, logProbs } = r.done ? finalStep(r.value) : heads[head].exitStep(r.value, head > 0 ? prevLogits : undefined, n === N ? room : room.subarray(0, n * K));
           const stay = book.step(m, logProbs, r.done === true, this.costs.exitCosts[m]);
           if (r.done) break;
           if (stay.length === 0) {
