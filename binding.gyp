@@ -19,7 +19,8 @@
         "native/src/ops_autograd.cc",
         "native/src/ops_exits.cc",
         "native/src/kernels.cc",
-        "native/src/dnnl_conv.cc"
+        "native/src/dnnl_conv.cc",
+        "native/src/head_conv.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS"],

@@ -4,6 +4,7 @@
 #include "allocator.h"
 #include "handle.h"
 #include "dnnl_conv.h"
+#include "head_conv.h"
 #include "op.h"
 
 using namespace ztw;
@@ -82,5 +83,6 @@ ZTW_OP(allocatorStats) {
 ZTW_OP(emptyCache) {
   EmptyCache();
   ClearDnnlConvCache();
+  ClearHeadConvCache();
   return a.undefined();
 }

@@ -13,6 +13,7 @@
 #include "op.h"
 #include "nn.h"
 #include "kernels.h"
+#include "head_conv.h"
 
 using namespace ztw;
 
@@ -73,14 +74,13 @@ static void ReluSdnPoolWindows(const float* xp, float* op, int64_t begin, int64_
 // avg + alpha * (max - avg), written as contiguous NCHW [N, C, H/k, W/k]
 // (what the flatten before the classifier wants). The six ATen ops it
 // replaces, each a pass over the map, took ~25 us of a ~80 us head at batch 1.
-static at::Tensor ReluSdnPool(const at::Tensor& h, const at::Tensor& alpha, int64_t k) {
+// Heads the fused loop (head_conv.h) does not serve pool here.
+static at::Tensor ReluSdnPool(const at::Tensor& h, float a, int64_t k) {
   if (h.dim() != 4 || h.scalar_type() != at::kFloat || !h.device().is_cpu()) throw ArgError("icHead: pooled features must be float32 [N, C, H, W] on the CPU");
   if (k < 1 || h.size(2) < k || h.size(3) < k) throw ArgError("icHead: pool kernel " + std::to_string(k) + " does not fit the map");
-  if (alpha.numel() != 1) throw ArgError("icHead: alpha must hold one value");
   const int64_t N = h.size(0), C = h.size(1), H = h.size(2), W = h.size(3), oh = H / k, ow = W / k;
   const auto x = h.contiguous(at::MemoryFormat::ChannelsLast);  // channels innermost
   auto out = at::empty({N, C, oh, ow}, h.options());
-  const float a = alpha.scalar_type() == at::kFloat ? *alpha.data_ptr<float>() : alpha.to(at::kFloat).item<float>();
   const float* xp = x.data_ptr<float>();
   float* op = out.data_ptr<float>();
   // Threads only for work worth a fork: ~32K values per task (at batch 1 the
@@ -204,7 +204,9 @@ ZTW_OP(takeRows) {
 // icHead(features, convW?, convB?, stride, padding, alpha?, poolKernel, fcW, fcB?, prevLogits?, logProbsInto?)
 //   -> [logits, logProbs], or with logProbsInto the logits alone
 // conv 3x3, ReLU + SDN pool (poolKernel 0: ReLU only, maps below 4x4),
-// flatten, cat with the previous logits (cascade), linear, log-softmax. With
+// flatten, cat with the previous logits (cascade), linear, log-softmax. The
+// convolution, ReLU and pooling are one loop where head_conv.h serves the
+// shape (else oneDNN's convolution, then the pooling pass). With
 // logProbsInto (a Float32Array of exactly N * K values) the
 // log-probabilities are written into it: the runtime reads them at once,
 // and a fresh typed array took ~2.7 us of a ~35 us head at batch 1.
@@ -229,9 +231,16 @@ ZTW_OP(icHead) {
   const auto k = a.i64(6);
   if (a.has(1)) {
     const auto s = a.i64(3), p = a.i64(4);
-    h = Conv2d(h, a.t(1), Opt(a, 2), {s, s}, {p, p}, {1, 1}, 1);
+    float alpha = 0;
     if (k > 0) {
-      h = ReluSdnPool(h, a.t(5), k);  // contiguous NCHW: the flattened features
+      const auto& al = a.t(5);
+      if (al.numel() != 1) throw ArgError("icHead: alpha must hold one value");
+      alpha = al.scalar_type() == at::kFloat && al.device().is_cpu() ? *al.data_ptr<float>() : al.to(at::kFloat).item<float>();
+    }
+    const auto fused = k > 0 ? HeadConvPool(h, a.t(1), Opt(a, 2), s, p, alpha, k) : at::Tensor();
+    if (!fused.defined()) h = Conv2d(h, a.t(1), Opt(a, 2), {s, s}, {p, p}, {1, 1}, 1);
+    if (k > 0) {
+      h = fused.defined() ? fused : ReluSdnPool(h, alpha, k);  // contiguous NCHW: the flattened features
       if (auto out = ClassifierTail(h, Opt(a, 9), a.t(7), Opt(a, 8), into)) return answer(out->logits, out->logProbs);
     } else {
       h = at::relu(h);

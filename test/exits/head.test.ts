@@ -155,6 +155,13 @@ test('exitForward: one native call with the numbers of forward() and a log-softm
     // The pooling's and the classifier's vector kernels: sixteen channels a step, then the rest.
     { tap: [16, 32, 32], prev: false, layout: 'channels_last' }, // k = 8
     { tap: [40, 8, 8], prev: true }, // k = 2, two vector steps and 8 channels more
+    // The fused convolution + pooling loop (native/src/head_conv.cc): channel
+    // blocks of one, two and four a band, bands of 16, 8, 4, 2 and 1 pixels.
+    { tap: [32, 16, 16], prev: true, layout: 'channels_last' }, // k = 4, two blocks a band
+    { tap: [64, 8, 8], prev: true, layout: 'channels_last' }, // k = 2, four blocks a band
+    { tap: [48, 14, 14], prev: false, layout: 'channels_last' }, // k = 3: columns and rows 12 of 14; 48 channels, no compiled size
+    { tap: [16, 28, 28], prev: false }, // k = 7, an NCHW input, bands of 16, 8 and 4
+    { tap: [32, 7, 7], prev: true, layout: 'channels_last' }, // k = 1, bands of 4, 2 and 1
   ];
   for (const c of cases) {
     const h = new ICHead({ tapShape: c.tap, numClasses: K, previousClasses: c.prev ? K : 0, cascade: { enabled: true }, stride: c.stride });
@@ -219,4 +226,40 @@ test('exitForward: bad inputs are typed errors from the native head, not crashes
     }),
   );
   h.dispose();
+});
+
+test('the fused head: each sample\'s numbers the same at any batch and thread count, weights re-read after an update, NaN kept', () => {
+  manualSeed(5);
+  const K = 10;
+  for (const tap of [[16, 32, 32], [32, 16, 16], [64, 8, 8]]) {
+    const h = new ICHead({ tapShape: tap, numClasses: K, previousClasses: K, cascade: { enabled: true } });
+    h.toMemoryFormat('channels_last');
+    h.eval();
+    noGrad(() =>
+      tidy(() => {
+        const x = randn([4, ...tap]).contiguous('channels_last');
+        const prev = randn([4, K]);
+        // The runtime narrows its batch at every exit and offline collection
+        // runs whole batches: both must give a sample the same bits.
+        setNumThreads(2);
+        const whole = h.exitForward(x, prev)[0].toNumbers();
+        setNumThreads(1);
+        for (let i = 0; i < 4; i++) {
+          const rows = tensor([i], [1], 'int32');
+          const one = h.exitForward(x.takeRows(rows).contiguous('channels_last'), prev.takeRows(rows))[0].toNumbers();
+          assert.deepEqual(one, whole.slice(i * K, (i + 1) * K), `tap [${tap}], sample ${i} alone`);
+        }
+        // An in-place update of the convolution's weights is seen (the packed copy is keyed by version).
+        h.conv!.weight.mul_(-0.5);
+        assertClose(h.exitForward(x, prev)[0].toNumbers(), h.forward(x, prev).toNumbers(), { atol: 1e-5, rtol: 1e-5, what: `tap [${tap}] after a weight update` });
+        // A NaN in the map reaches the logits, as through the separate ops.
+        const bad = x.clone();
+        bad.narrow(0, 1, 1).narrow(2, 3, 1).narrow(3, 3, 1).fill_(Number.NaN);
+        const out = h.exitForward(bad.contiguous('channels_last'), prev)[0].toNumbers();
+        assert.ok(out.slice(K, 2 * K).every(Number.isNaN), 'the poisoned sample\'s logits are NaN');
+        assert.ok(out.slice(0, K).every(Number.isFinite), 'the other samples are untouched');
+      }),
+    );
+    h.dispose();
+  }
 });

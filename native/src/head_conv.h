@@ -1,0 +1,24 @@
+// The internal classifier's convolution, ReLU and SDN pooling in one loop:
+// conv 3x3 (stride 1, padding 1, bias) over a channels-last map, each output
+// vector ReLU'd and folded into its pooling window's max and sum while still
+// in registers. The convolution's output map is never written: oneDNN's
+// convolution followed by our pooling pass wrote it and read it back, and at
+// one image the pooling then read half of it from the other core's cache.
+#pragma once
+#include <ATen/ATen.h>
+
+namespace ztw {
+
+// The pooled features [N, O, H / k, W / k] (contiguous NCHW, what the
+// classifier's flatten wants) of relu(conv3x3(x, w) + b) under SDN pooling:
+// avg + alpha * (max - avg) over each k x k window. An undefined tensor when
+// the fused loop does not serve the arguments (gradients wanted, another
+// stride, padding or kernel, channels not multiples of 16, no AVX-512): the
+// caller then composes the convolution and the pooling. Each sample's
+// numbers are the same whatever the batch and the threads.
+at::Tensor HeadConvPool(const at::Tensor& x, const at::Tensor& w, const c10::optional<at::Tensor>& b, int64_t stride, int64_t padding, float alpha, int64_t k);
+
+// Drops the weights packed for the loop (the allocator's emptyCache calls it).
+void ClearHeadConvCache();
+
+}  // namespace ztw
