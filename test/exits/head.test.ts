@@ -144,7 +144,7 @@ for (const detach of [true, false]) {
 test('exitForward: one native call with the numbers of forward() and a log-softmax', () => {
   manualSeed(21);
   const K = 7;
-  const cases: { tap: number[]; stride?: number; prev: boolean; layout?: 'channels_last' }[] = [
+  const cases: { tap: number[]; stride?: number; channels?: number; prev: boolean; layout?: 'channels_last' }[] = [
     { tap: [8, 16, 16], prev: true, layout: 'channels_last' },
     { tap: [8, 16, 16], prev: false },
     { tap: [4, 3, 3], prev: true }, // below 4x4: no pooling
@@ -155,16 +155,18 @@ test('exitForward: one native call with the numbers of forward() and a log-softm
     // The pooling's and the classifier's vector kernels: sixteen channels a step, then the rest.
     { tap: [16, 32, 32], prev: false, layout: 'channels_last' }, // k = 8
     { tap: [40, 8, 8], prev: true }, // k = 2, two vector steps and 8 channels more
-    // The fused convolution + pooling loop (native/src/head_conv.cc): channel
-    // blocks of one, two and four a band, bands of 16, 8, 4, 2 and 1 pixels.
-    { tap: [32, 16, 16], prev: true, layout: 'channels_last' }, // k = 4, two blocks a band
-    { tap: [64, 8, 8], prev: true, layout: 'channels_last' }, // k = 2, four blocks a band
-    { tap: [48, 14, 14], prev: false, layout: 'channels_last' }, // k = 3: columns and rows 12 of 14; 48 channels, no compiled size
+    // The fused convolution + pooling loop (native/src/head_conv.cc: 16
+    // output channels): bands of 16, 8, 4, 2 and 1 pixels, input channels of
+    // a compiled size (16, 32) or not (48), and wider heads left to oneDNN.
     { tap: [16, 28, 28], prev: false }, // k = 7, an NCHW input, bands of 16, 8 and 4
-    { tap: [32, 7, 7], prev: true, layout: 'channels_last' }, // k = 1, bands of 4, 2 and 1
+    { tap: [16, 14, 14], prev: true, layout: 'channels_last' }, // k = 3: columns and rows 12 of 14
+    { tap: [16, 7, 7], prev: true, layout: 'channels_last' }, // k = 1, bands of 4, 2 and 1
+    { tap: [32, 16, 16], channels: 16, prev: true, layout: 'channels_last' }, // 32 -> 16 channels (the ImageNet heads' C/4)
+    { tap: [48, 10, 10], channels: 16, prev: false, layout: 'channels_last' }, // k = 2, 48 input channels: no compiled size
+    { tap: [64, 8, 8], prev: true, layout: 'channels_last' }, // 64 output channels: oneDNN and the pooling pass
   ];
   for (const c of cases) {
-    const h = new ICHead({ tapShape: c.tap, numClasses: K, previousClasses: c.prev ? K : 0, cascade: { enabled: true }, stride: c.stride });
+    const h = new ICHead({ tapShape: c.tap, numClasses: K, previousClasses: c.prev ? K : 0, cascade: { enabled: true }, stride: c.stride, channels: c.channels });
     if (c.layout) h.toMemoryFormat(c.layout);
     h.eval();
     noGrad(() => h.parameters().forEach((t) => t.shape.length === 1 && t.shape[0] === 1 && t.fill_(1.7))); // alpha outside [0, 1]
@@ -231,8 +233,8 @@ test('exitForward: bad inputs are typed errors from the native head, not crashes
 test('the fused head: each sample\'s numbers the same at any batch and thread count, weights re-read after an update, NaN kept', () => {
   manualSeed(5);
   const K = 10;
-  for (const tap of [[16, 32, 32], [32, 16, 16], [64, 8, 8]]) {
-    const h = new ICHead({ tapShape: tap, numClasses: K, previousClasses: K, cascade: { enabled: true } });
+  for (const [tap, channels] of [[[16, 32, 32], 16], [[32, 16, 16], 16], [[64, 8, 8], 64]] as [number[], number][]) {
+    const h = new ICHead({ tapShape: tap, numClasses: K, previousClasses: K, cascade: { enabled: true }, channels });
     h.toMemoryFormat('channels_last');
     h.eval();
     noGrad(() =>
