@@ -20,7 +20,8 @@
         "native/src/ops_exits.cc",
         "native/src/kernels.cc",
         "native/src/dnnl_conv.cc",
-        "native/src/head_conv.cc"
+        "native/src/head_conv.cc",
+        "native/src/conv16.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS"],

@@ -1,7 +1,7 @@
-// The internal classifier's convolution, ReLU and SDN pooling in one loop:
-// conv 3x3 (stride 1, padding 1, bias) over a channels-last map, each output
-// vector ReLU'd and folded into its pooling window's max and sum while still
-// in registers. The convolution's output map is never written: oneDNN's
+// The internal classifier's convolution, ReLU and SDN pooling in one loop
+// (conv16.h's, with the pooling as its epilogue): each output vector is
+// ReLU'd and folded into its pooling window's max and sum while still in
+// registers. The convolution's output map is never written: oneDNN's
 // convolution followed by our pooling pass wrote it and read it back, and at
 // one image the pooling then read half of it from the other core's cache.
 #pragma once
@@ -21,8 +21,5 @@ namespace ztw {
 // convolution and the pooling. Each sample's numbers are the same whatever
 // the batch and the threads.
 at::Tensor HeadConvPool(const at::Tensor& x, const at::Tensor& w, const c10::optional<at::Tensor>& b, int64_t stride, int64_t padding, float alpha, int64_t k);
-
-// Drops the weights packed for the loop (the allocator's emptyCache calls it).
-void ClearHeadConvCache();
 
 }  // namespace ztw

@@ -4,7 +4,7 @@
 #include "allocator.h"
 #include "handle.h"
 #include "dnnl_conv.h"
-#include "head_conv.h"
+#include "conv16.h"
 #include "op.h"
 
 using namespace ztw;
@@ -83,6 +83,6 @@ ZTW_OP(allocatorStats) {
 ZTW_OP(emptyCache) {
   EmptyCache();
   ClearDnnlConvCache();
-  ClearHeadConvCache();
+  ClearConv16Cache();
   return a.undefined();
 }

@@ -2,6 +2,7 @@
 #include "op.h"
 #include "nn.h"
 #include "kernels.h"
+#include "conv16.h"
 #include <ATen/Parallel.h>
 #include <torch/csrc/autograd/variable.h>
 #include <algorithm>
@@ -28,6 +29,7 @@ ZTW_OP(linear) { return a.ret(at::linear(a.t(0), a.t(1), Opt(a, 2))); }
 // worse than batch 128 per image. Training keeps at::conv2d and its autograd.
 at::Tensor ztw::Conv2d(const at::Tensor& x, const at::Tensor& w, const c10::optional<at::Tensor>& b, at::IntArrayRef stride,
                        at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups, const ConvFusion& fusion) {
+  if (auto y = Conv16(x, w, b, stride, padding, dilation, groups, fusion); y.defined()) return y;
   if (DnnlConvServes(x, w, groups)) return DnnlConv(x, w, b, stride, padding, dilation, groups, fusion);
   auto y = at::conv2d(x, w, b, stride, padding, dilation, groups);
   if (fusion.add) y = y + *fusion.add;

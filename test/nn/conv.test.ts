@@ -169,3 +169,50 @@ test('reluInput: the input becomes relu(x) in its own memory first, in the same 
     assert.throws(() => noGrad(() => F.conv2dFused(strided, w, undefined, { padding: 1 }, { reluInput: true })), (e: Error) => e.name === 'TorchError' && /dense/.test(e.message));
   });
 });
+
+test('the 16-channel loop (native/src/conv16.cc) equals libtorch for every band width, input channel count and epilogue, sample by sample', () => {
+  manualSeed(18);
+  // Widths: bands of 16 (32), 16 + 8 + 4 (28), 16 + 1 (17), 4 + 2 + 1 (7), 1; input channels of a compiled size (16) and not (32, 48).
+  const cases: [number, number, number][] = [[32, 16, 32], [28, 16, 9], [17, 32, 5], [7, 48, 7], [1, 16, 3]];
+  for (const [W, C, H] of cases)
+    for (const n of [1, 3])
+      for (const epilogue of [{}, { relu: true }, { add: true }, { add: true, relu: true, consume: true }])
+        tidy(() => {
+          const x = randn([n, C, H, W]).contiguous('channels_last');
+          const w = randn([16, C, 3, 3]);
+          const b = randn([16]);
+          const add = epilogue.add ? randn([n, 16, H, W]).contiguous('channels_last') : undefined;
+          const addend = add && 'consume' in epilogue ? add.clone() : add;
+          const got = noGrad(() => F.conv2dFused(x, w, b, { padding: 1 }, { add: addend, relu: 'relu' in epilogue, consumeAdd: 'consume' in epilogue }));
+          assert.equal(got.isContiguous('channels_last'), true);
+          if ('consume' in epilogue) assert.equal(native.dataId(got.handle), native.dataId(addend!.handle), 'written into the addend');
+          let want = tensorOf(reference(x, w, b, { padding: 1 }), [n, 16, H, W]);
+          if (add) want = want.add(add.contiguous());
+          if ('relu' in epilogue) want = want.relu();
+          const what = `[${n}, ${C}, ${H}, ${W}] ${JSON.stringify(epilogue)}`;
+          assertClose(got.toNumbers(), want.toNumbers(), { atol: 1e-4, rtol: 1e-4, what });
+          // Each sample's numbers do not depend on the batch it came in.
+          if (n > 1 && !add) {
+            const one = noGrad(() => F.conv2dFused(x.narrow(0, 1, 1), w, b, { padding: 1 }, { relu: 'relu' in epilogue }));
+            assert.deepEqual(one.toNumbers(), got.narrow(0, 1, 1).toNumbers(), `${what}: sample 1 alone`);
+          }
+        });
+});
+
+test('the 16-channel loop: a NaN reaches the outputs whose window holds it, through the ReLU too; new weights are seen', () => {
+  manualSeed(19);
+  const x = randn([1, 16, 6, 6]);
+  noGrad(() => x.narrow(2, 2, 1).narrow(3, 3, 1).fill_(Number.NaN));
+  const xc = x.contiguous('channels_last');
+  const w = randn([16, 16, 3, 3]);
+  for (const relu of [false, true]) {
+    const y = noGrad(() => F.conv2dFused(xc, w, undefined, { padding: 1 }, { relu })).contiguous();
+    const plane = y.narrow(1, 0, 1).toNumbers(); // channel 0, rows 0-5 x columns 0-5
+    for (let i = 0; i < 6; i++)
+      for (let j = 0; j < 6; j++) assert.equal(Number.isNaN(plane[i * 6 + j]), Math.abs(i - 2) <= 1 && Math.abs(j - 3) <= 1, `relu ${relu}, pixel (${i}, ${j})`);
+  }
+  const clean = randn([2, 16, 5, 5]).contiguous('channels_last');
+  const before = noGrad(() => F.conv2d(clean, w, undefined, { padding: 1 })).toNumbers();
+  noGrad(() => void w.mul_(-2));
+  assertClose(noGrad(() => F.conv2d(clean, w, undefined, { padding: 1 })).toNumbers(), before.map((v) => -2 * v), { atol: 1e-4, rtol: 1e-4, what: 'after w.mul_(-2)' });
+});

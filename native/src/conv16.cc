@@ -1,0 +1,143 @@
+#include "conv16.h"
+#include <ATen/Parallel.h>
+#include <torch/csrc/autograd/variable.h>
+#include <mutex>
+#include <vector>
+#include "args.h"
+#include "lru.h"
+
+namespace ztw {
+
+bool HasAvx512() {
+  static const bool yes = __builtin_cpu_supports("avx512f");
+  return yes;
+}
+
+namespace {
+
+// OIHW [16, C, 3, 3] in the loop's layout [3][3][C][16].
+void Pack(const float* w, float* packed, int64_t C) {
+  for (int64_t o = 0; o < 16; o++)
+    for (int64_t c = 0; c < C; c++)
+      for (int64_t t = 0; t < 9; t++) packed[(t * C + c) * 16 + o] = w[(o * C + c) * 9 + t];
+}
+
+// Packed weights per weight tensor, as dnnl_conv.cc keeps its reorders: the
+// TensorImpl's address is the key while a weak reference keeps it from being
+// reused, and the version and data pointer catch in-place updates.
+struct PackedWeights {
+  c10::weak_intrusive_ptr<c10::TensorImpl, c10::UndefinedTensorImpl> owner;
+  int64_t version;
+  const void* data;
+  std::vector<float> packed;
+};
+struct PackCache {
+  std::mutex mutex;
+  Lru<const c10::TensorImpl*, PackedWeights> entries{512};
+};
+PackCache& ThePackCache() {
+  static PackCache c;
+  return c;
+}
+
+// Output rows a task copies and computes at a time: the padded copy of 16
+// channels x 34 columns x 10 rows stays in L1.
+constexpr int64_t kRowsAtOnce = 8;
+
+#pragma GCC push_options
+#pragma GCC target("avx512f")
+
+// Output rows [begin, end) of the N * H rows: relu?(acc + add?) stored at
+// each pixel, 16 floats, channels-last.
+template <int CC, bool Add, bool Relu>
+void StoreRows(const float* x, const float* packed, const float* bias, const float* add, float* out, int64_t H, int64_t W, int64_t C, int64_t begin,
+               int64_t end) {
+  thread_local std::vector<float> pad;
+  const int64_t row = (W + 2) * C;
+  const __m512 bv = bias ? _mm512_loadu_ps(bias) : _mm512_setzero_ps(), zero = _mm512_setzero_ps();
+  for (int64_t t = begin; t < end;) {
+    const int64_t n = t / H, y0 = t % H, rows = std::min({end - t, H - y0, kRowsAtOnce});
+    pad.resize(static_cast<size_t>(std::max<int64_t>(static_cast<int64_t>(pad.size()), (rows + 2) * row)));
+    conv16::CopyPadded(x + n * H * W * C, H, W, C, y0, rows, W, pad.data());
+    for (int64_t r = 0; r < rows; r++) {
+      const int64_t at = (t + r) * W * 16;  // the output row's first float
+      auto store = [&](int64_t px, __m512 v) {
+        if constexpr (Add) v = _mm512_add_ps(v, _mm512_loadu_ps(add + at + px * 16));
+        if constexpr (Relu) v = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(v, zero, _CMP_LT_OQ), v, zero);  // a NaN stays NaN
+        _mm512_storeu_ps(out + at + px * 16, v);
+      };
+      conv16::Row<CC>(pad.data() + r * row, row, packed, C, bv, W, store);
+    }
+    t += rows;
+  }
+}
+
+#pragma GCC pop_options
+
+template <bool Add, bool Relu>
+void StoreRowsFor(int64_t C, const float* x, const float* packed, const float* bias, const float* add, float* out, int64_t H, int64_t W, int64_t begin,
+                  int64_t end) {
+  if (C == 16) return StoreRows<16, Add, Relu>(x, packed, bias, add, out, H, W, C, begin, end);
+  StoreRows<0, Add, Relu>(x, packed, bias, add, out, H, W, C, begin, end);
+}
+
+}  // namespace
+
+const float* Conv16Weights(const at::Tensor& w) {
+  auto& cache = ThePackCache();
+  std::lock_guard<std::mutex> lock(cache.mutex);
+  const auto* impl = w.unsafeGetTensorImpl();
+  const auto version = static_cast<int64_t>(w._version());
+  auto* entry = cache.entries.Find(impl);
+  if (!entry || entry->owner.expired() || entry->version != version || entry->data != w.data_ptr()) {
+    const auto plain = w.contiguous();
+    std::vector<float> packed(static_cast<size_t>(w.numel()));
+    Pack(plain.data_ptr<float>(), packed.data(), w.size(1));
+    entry = &cache.entries.Insert(impl, PackedWeights{c10::weak_intrusive_ptr<c10::TensorImpl, c10::UndefinedTensorImpl>(w.getIntrusivePtr()), version,
+                                                      w.data_ptr(), std::move(packed)});
+  }
+  // The entry's floats stay put until the cache evicts it: 512 tensors, more
+  // than any network here has, and never between this return and the call.
+  return entry->packed.data();
+}
+
+void ClearConv16Cache() {
+  auto& cache = ThePackCache();
+  std::lock_guard<std::mutex> lock(cache.mutex);
+  cache.entries.Clear();
+}
+
+at::Tensor Conv16(const at::Tensor& x, const at::Tensor& w, const c10::optional<at::Tensor>& b, at::IntArrayRef stride, at::IntArrayRef padding,
+                  at::IntArrayRef dilation, int64_t groups, const ConvFusion& fusion) {
+  if (!HasAvx512() || groups != 1 || !DnnlConvServes(x, w, groups)) return {};
+  const auto ones = [](at::IntArrayRef v, int64_t want) { return v.size() == 2 && v[0] == want && v[1] == want; };
+  if (!ones(stride, 1) || !ones(padding, 1) || !ones(dilation, 1) || w.size(0) != 16 || w.size(2) != 3 || w.size(3) != 3 || x.size(1) % 16 != 0) return {};
+  // Channels-last in, channels-last out, as DnnlConv would write for this input.
+  if (!x.is_contiguous(at::MemoryFormat::ChannelsLast)) return {};
+  if (b && (b->dim() != 1 || b->size(0) != 16 || b->scalar_type() != at::kFloat)) return {};
+  const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
+  const auto cl = at::MemoryFormat::ChannelsLast;
+  at::Tensor add;
+  if (fusion.add) {
+    if (fusion.add->sizes() != at::IntArrayRef({N, 16, H, W}) || fusion.add->scalar_type() != at::kFloat || !fusion.add->device().is_cpu()) return {};  // DnnlConv words the error
+    add = fusion.add->contiguous(cl);
+  }
+  // Into the addend when given up, dense and apart from the input (as DnnlConv).
+  const bool into = fusion.add && fusion.accumulate && add.is_same(*fusion.add) && at::get_overlap_status(add, x) == at::MemOverlapStatus::No;
+  auto out = into ? add : at::empty({N, 16, H, W}, x.options().memory_format(cl));
+  const auto bias = b ? b->contiguous() : at::Tensor();
+  const float* packed = Conv16Weights(w);
+  const float *xp = x.data_ptr<float>(), *bp = b ? bias.data_ptr<float>() : nullptr, *ap = fusion.add ? add.data_ptr<float>() : nullptr;
+  float* op = out.data_ptr<float>();
+  // Rows per task: at one 32x32 image two tasks of 16 rows, one a thread.
+  at::parallel_for(0, N * H, 4, [&](int64_t begin, int64_t end) {
+    if (fusion.add && fusion.relu) return StoreRowsFor<true, true>(C, xp, packed, bp, ap, op, H, W, begin, end);
+    if (fusion.add) return StoreRowsFor<true, false>(C, xp, packed, bp, ap, op, H, W, begin, end);
+    if (fusion.relu) return StoreRowsFor<false, true>(C, xp, packed, bp, ap, op, H, W, begin, end);
+    StoreRowsFor<false, false>(C, xp, packed, bp, ap, op, H, W, begin, end);
+  });
+  if (into) torch::autograd::impl::bump_version(out);
+  return out;
+}
+
+}  // namespace ztw
