@@ -13,13 +13,19 @@ bool HasAvx512() {
   return yes;
 }
 
+float* conv16::ThreadScratch(int64_t floats) {
+  thread_local std::vector<float> scratch;
+  if (static_cast<int64_t>(scratch.size()) < floats) scratch.resize(static_cast<size_t>(floats));
+  return scratch.data();
+}
+
 namespace {
 
-// OIHW [16, C, 3, 3] in the loop's layout [3][3][C][16].
-void Pack(const float* w, float* packed, int64_t C) {
-  for (int64_t o = 0; o < 16; o++)
+// OIHW [O, C, 3, 3] in the loop's layout [O / 16][3][3][C][16].
+void Pack(const float* w, float* packed, int64_t O, int64_t C) {
+  for (int64_t o = 0; o < O; o++)
     for (int64_t c = 0; c < C; c++)
-      for (int64_t t = 0; t < 9; t++) packed[(t * C + c) * 16 + o] = w[(o * C + c) * 9 + t];
+      for (int64_t t = 0; t < 9; t++) packed[(((o / 16) * 9 + t) * C + c) * 16 + o % 16] = w[(o * C + c) * 9 + t];
 }
 
 // Packed weights per weight tensor, as dnnl_conv.cc keeps its reorders: the
@@ -52,21 +58,20 @@ constexpr int64_t kRowsAtOnce = 8;
 template <int CC, bool Add, bool Relu>
 void StoreRows(const float* x, const float* packed, const float* bias, const float* add, float* out, int64_t H, int64_t W, int64_t C, int64_t begin,
                int64_t end) {
-  thread_local std::vector<float> pad;
   const int64_t row = (W + 2) * C;
-  const __m512 bv = bias ? _mm512_loadu_ps(bias) : _mm512_setzero_ps(), zero = _mm512_setzero_ps();
+  const __m512 bv[1] = {bias ? _mm512_loadu_ps(bias) : _mm512_setzero_ps()}, zero = _mm512_setzero_ps();
   for (int64_t t = begin; t < end;) {
     const int64_t n = t / H, y0 = t % H, rows = std::min({end - t, H - y0, kRowsAtOnce});
-    pad.resize(static_cast<size_t>(std::max<int64_t>(static_cast<int64_t>(pad.size()), (rows + 2) * row)));
-    conv16::CopyPadded(x + n * H * W * C, H, W, C, y0, rows, W, pad.data());
+    float* pad = conv16::ThreadScratch((rows + 2) * row);
+    conv16::CopyPadded(x + n * H * W * C, H, W, C, y0, rows, W, pad);
     for (int64_t r = 0; r < rows; r++) {
       const int64_t at = (t + r) * W * 16;  // the output row's first float
-      auto store = [&](int64_t px, __m512 v) {
+      auto store = [&](int64_t px, int, __m512 v) {
         if constexpr (Add) v = _mm512_add_ps(v, _mm512_loadu_ps(add + at + px * 16));
         if constexpr (Relu) v = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(v, zero, _CMP_LT_OQ), v, zero);  // a NaN stays NaN
         _mm512_storeu_ps(out + at + px * 16, v);
       };
-      conv16::Row<CC>(pad.data() + r * row, row, packed, C, bv, W, store);
+      conv16::Row<CC, 16, 1>(pad + r * row, row, packed, C, bv, W, store);
     }
     t += rows;
   }
@@ -92,7 +97,7 @@ const float* Conv16Weights(const at::Tensor& w) {
   if (!entry || entry->owner.expired() || entry->version != version || entry->data != w.data_ptr()) {
     const auto plain = w.contiguous();
     std::vector<float> packed(static_cast<size_t>(w.numel()));
-    Pack(plain.data_ptr<float>(), packed.data(), w.size(1));
+    Pack(plain.data_ptr<float>(), packed.data(), w.size(0), w.size(1));
     entry = &cache.entries.Insert(impl, PackedWeights{c10::weak_intrusive_ptr<c10::TensorImpl, c10::UndefinedTensorImpl>(w.getIntrusivePtr()), version,
                                                       w.data_ptr(), std::move(packed)});
   }

@@ -11,15 +11,15 @@ namespace ztw {
 
 // The pooled features [N, O, H / k, W / k] (contiguous NCHW, what the
 // classifier's flatten wants) of relu(conv3x3(x, w) + b) under SDN pooling:
-// avg + alpha * (max - avg) over each k x k window. Served: 16 output
-// channels (one register block; measured in ResNet-56's heads at batch 128,
-// 13.1-13.8 us a sample against 17.2-17.5 for oneDNN's convolution and the
-// pooling pass, and ~10% less at batch 1; with 64 channels oneDNN's blocking
-// of four channel blocks won, 11.0 against 12.5 for this loop's), input
-// channels a multiple of 16, stride 1, padding 1, 3x3, no gradients,
-// AVX-512. Otherwise an undefined tensor, and the caller composes the
-// convolution and the pooling. Each sample's numbers are the same whatever
-// the batch and the threads.
+// avg + alpha * (max - avg) over each k x k window. Served: batches of up to
+// four (see kFusedBatch), 16 or 32 output channels (one or two register
+// blocks; in ResNet-56's heads at batch 1 ~23 against ~27 us for 16
+// channels, 31 against 39 for 32; with 64, four blocks, the weights stream
+// from L2 for every band and oneDNN won, 38 against 43), input channels a
+// multiple of 16, stride 1, padding 1, 3x3, no gradients, AVX-512.
+// Otherwise an undefined tensor, and the caller composes the convolution and
+// the pooling. Each served sample's numbers are the same whatever the batch
+// and the threads.
 at::Tensor HeadConvPool(const at::Tensor& x, const at::Tensor& w, const c10::optional<at::Tensor>& b, int64_t stride, int64_t padding, float alpha, int64_t k);
 
 }  // namespace ztw

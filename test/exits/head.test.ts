@@ -143,6 +143,7 @@ for (const detach of [true, false]) {
 
 test('exitForward: one native call with the numbers of forward() and a log-softmax', () => {
   manualSeed(21);
+  // Batches of 3: the fused head loop serves up to 4 (larger ones: the last test).
   const K = 7;
   const cases: { tap: number[]; stride?: number; channels?: number; prev: boolean; layout?: 'channels_last' }[] = [
     { tap: [8, 16, 16], prev: true, layout: 'channels_last' },
@@ -155,13 +156,16 @@ test('exitForward: one native call with the numbers of forward() and a log-softm
     // The pooling's and the classifier's vector kernels: sixteen channels a step, then the rest.
     { tap: [16, 32, 32], prev: false, layout: 'channels_last' }, // k = 8
     { tap: [40, 8, 8], prev: true }, // k = 2, two vector steps and 8 channels more
-    // The fused convolution + pooling loop (native/src/head_conv.cc: 16
-    // output channels): bands of 16, 8, 4, 2 and 1 pixels, input channels of
-    // a compiled size (16, 32) or not (48), and wider heads left to oneDNN.
+    // The fused convolution + pooling loop (native/src/head_conv.cc: 16 or
+    // 32 output channels, batches of up to 4): bands of 16, 8, 4, 2 and 1
+    // pixels, input channels of a compiled size (16, 32) or not (48), and
+    // wider heads left to oneDNN.
     { tap: [16, 28, 28], prev: false }, // k = 7, an NCHW input, bands of 16, 8 and 4
     { tap: [16, 14, 14], prev: true, layout: 'channels_last' }, // k = 3: columns and rows 12 of 14
     { tap: [16, 7, 7], prev: true, layout: 'channels_last' }, // k = 1, bands of 4, 2 and 1
     { tap: [32, 16, 16], channels: 16, prev: true, layout: 'channels_last' }, // 32 -> 16 channels (the ImageNet heads' C/4)
+    { tap: [32, 16, 16], prev: true, layout: 'channels_last' }, // 32 channels: two blocks a band of 8
+    { tap: [48, 9, 9], channels: 32, prev: false }, // two blocks, bands of 8 and 1 (k = 2, 8 of 9 columns), 48 input channels
     { tap: [48, 10, 10], channels: 16, prev: false, layout: 'channels_last' }, // k = 2, 48 input channels: no compiled size
     { tap: [64, 8, 8], prev: true, layout: 'channels_last' }, // 64 output channels: oneDNN and the pooling pass
   ];
@@ -172,9 +176,9 @@ test('exitForward: one native call with the numbers of forward() and a log-softm
     noGrad(() => h.parameters().forEach((t) => t.shape.length === 1 && t.shape[0] === 1 && t.fill_(1.7))); // alpha outside [0, 1]
     noGrad(() =>
       tidy(() => {
-        let x = randn([5, ...c.tap]);
+        let x = randn([3, ...c.tap]);
         if (c.layout) x = x.contiguous(c.layout);
-        const prev = c.prev ? randn([5, K]) : undefined;
+        const prev = c.prev ? randn([3, K]) : undefined;
         const want = h.forward(x, prev);
         const [logits, lp] = h.exitForward(x, prev);
         assertClose(logits.toNumbers(), want.toNumbers(), { atol: 1e-5, rtol: 1e-5, what: `logits, tap [${c.tap}]` });
@@ -186,7 +190,7 @@ test('exitForward: one native call with the numbers of forward() and a log-softm
         assert.ok(step.logProbs instanceof Float32Array);
         assert.deepEqual(Array.from(step.logProbs), lp.toNumbers());
         // Into the caller's memory, exactly N * K values.
-        const room = new Float32Array(5 * K).fill(42);
+        const room = new Float32Array(3 * K).fill(42);
         const into = h.exitStep(x, prev, room);
         assert.equal(into.logProbs, room);
         assert.deepEqual(Array.from(room), lp.toNumbers());
@@ -230,10 +234,10 @@ test('exitForward: bad inputs are typed errors from the native head, not crashes
   h.dispose();
 });
 
-test('the fused head: each sample\'s numbers the same at any batch and thread count, weights re-read after an update, NaN kept', () => {
+test('the fused head: each sample\'s numbers the same at any batch it serves and thread count, close to oneDNN\'s past it, weights re-read after an update, NaN kept', () => {
   manualSeed(5);
   const K = 10;
-  for (const [tap, channels] of [[[16, 32, 32], 16], [[32, 16, 16], 16], [[64, 8, 8], 64]] as [number[], number][]) {
+  for (const [tap, channels] of [[[16, 32, 32], 16], [[32, 16, 16], 16], [[32, 16, 16], 32], [[64, 8, 8], 64]] as [number[], number][]) {
     const h = new ICHead({ tapShape: tap, numClasses: K, previousClasses: K, cascade: { enabled: true }, channels });
     h.toMemoryFormat('channels_last');
     h.eval();
@@ -251,6 +255,11 @@ test('the fused head: each sample\'s numbers the same at any batch and thread co
           const one = h.exitForward(x.takeRows(rows).contiguous('channels_last'), prev.takeRows(rows))[0].toNumbers();
           assert.deepEqual(one, whole.slice(i * K, (i + 1) * K), `tap [${tap}], sample ${i} alone`);
         }
+        // Past 4 samples the heads run oneDNN's convolution and the pooling pass: the same numbers up to rounding.
+        const six = randn([6, ...tap]).contiguous('channels_last');
+        const sixPrev = randn([6, K]);
+        const first4 = tensor([0, 1, 2, 3], [4], 'int32');
+        assertClose(h.exitForward(six.takeRows(first4).contiguous('channels_last'), sixPrev.takeRows(first4))[0].toNumbers(), h.exitForward(six, sixPrev)[0].toNumbers().slice(0, 4 * K), { atol: 1e-5, rtol: 1e-5, what: `tap [${tap}], 4 against 6 samples` });
         // An in-place update of the convolution's weights is seen (the packed copy is keyed by version).
         h.conv!.weight.mul_(-0.5);
         assertClose(h.exitForward(x, prev)[0].toNumbers(), h.forward(x, prev).toNumbers(), { atol: 1e-5, rtol: 1e-5, what: `tap [${tap}] after a weight update` });
