@@ -1,11 +1,12 @@
-// A 3x3 convolution (stride 1, padding 1) into 16 output channels, the
-// shape of every convolution in a CIFAR ResNet's first stage and of its
-// internal classifiers there: a direct loop of AVX-512 register blocks over
-// a channels-last map, with the output handed to an epilogue (a store with
-// the residual add and ReLU, or the heads' pooling). oneDNN reaches ~60% of
-// the FMA peak on 16 channels (each output pixel is only 144 products per
-// channel), against ~95% on 64; this loop broadcasts each input value once
-// for the three kernel columns it meets.
+// A 3x3 convolution (stride 1, padding 1) into blocks of 16 output
+// channels, the shape of every convolution in a CIFAR ResNet's first stage
+// and of its internal classifiers there (the heads also use two blocks): a
+// direct loop of AVX-512 register blocks over a channels-last map, with the
+// output handed to an epilogue (a store with the residual add and ReLU, or
+// the heads' pooling). oneDNN reached ~65% of the FMA peak on 16 channels
+// (each output pixel is only 144 products a channel), against ~95% on 64;
+// this loop broadcasts each input value once for the three kernel columns
+// it meets.
 #pragma once
 #include <ATen/ATen.h>
 #include <immintrin.h>

@@ -26,7 +26,8 @@ ZTW_OP(linear) { return a.ret(at::linear(a.t(0), a.t(1), Opt(a, 2))); }
 // Inference goes straight to oneDNN (dnnl_conv.cc): libtorch 1.13 sends small
 // single-image convolutions (N * C * H * W <= 20480, 3x3 kernels) to its
 // im2col path, which measured 3-100x slower here and made batch-1 latency
-// worse than batch 128 per image. Training keeps at::conv2d and its autograd.
+// worse than batch 128 per image. A 3x3 convolution into 16 channels runs our
+// own loop first (conv16.h). Training keeps at::conv2d and its autograd.
 at::Tensor ztw::Conv2d(const at::Tensor& x, const at::Tensor& w, const c10::optional<at::Tensor>& b, at::IntArrayRef stride,
                        at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups, const ConvFusion& fusion) {
   if (auto y = Conv16(x, w, b, stride, padding, dilation, groups, fusion); y.defined()) return y;

@@ -1,6 +1,7 @@
-// Inference convolutions on oneDNN (native/src/dnnl_conv.cc), which keep
-// primitives and reordered weights across calls: the caches must never hand
-// back an answer for other weights, shapes or epilogues.
+// Inference convolutions on oneDNN (native/src/dnnl_conv.cc) and our
+// 16-channel loop (native/src/conv16.cc), which keep primitives and
+// reordered or packed weights across calls: the caches must never hand back
+// an answer for other weights, shapes or epilogues.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as F from '../../src/nn/functional';
