@@ -1,9 +1,9 @@
 #include "conv16.h"
+#include <ATen/MemoryOverlap.h>
 #include <ATen/Parallel.h>
 #include <torch/csrc/autograd/variable.h>
 #include <mutex>
 #include <vector>
-#include "args.h"
 #include "lru.h"
 
 namespace ztw {

@@ -1,8 +1,6 @@
 #include "head_conv.h"
 #include <ATen/Parallel.h>
-#include <algorithm>
 #include <cstring>
-#include <vector>
 #include "conv16.h"
 
 namespace ztw {
