@@ -4,7 +4,7 @@
 #include <torch/csrc/autograd/variable.h>
 #include <mutex>
 #include <vector>
-#include "lru.h"
+#include "weight_cache.h"
 
 namespace ztw {
 
@@ -28,18 +28,10 @@ void Pack(const float* w, float* packed, int64_t O, int64_t C) {
       for (int64_t t = 0; t < 9; t++) packed[(((o / 16) * 9 + t) * C + c) * 16 + o % 16] = w[(o * C + c) * 9 + t];
 }
 
-// Packed weights per weight tensor, as dnnl_conv.cc keeps its reorders: the
-// TensorImpl's address is the key while a weak reference keeps it from being
-// reused, and the version and data pointer catch in-place updates.
-struct PackedWeights {
-  c10::weak_intrusive_ptr<c10::TensorImpl, c10::UndefinedTensorImpl> owner;
-  int64_t version;
-  const void* data;
-  std::vector<float> packed;
-};
+// Packed weights per weight tensor, as dnnl_conv.cc keeps its reorders.
 struct PackCache {
   std::mutex mutex;
-  Lru<const c10::TensorImpl*, PackedWeights> entries{512};
+  WeightCache<std::vector<float>> entries{512};
 };
 PackCache& ThePackCache() {
   static PackCache c;
@@ -91,19 +83,15 @@ void StoreRowsFor(int64_t C, const float* x, const float* packed, const float* b
 const float* Conv16Weights(const at::Tensor& w) {
   auto& cache = ThePackCache();
   std::lock_guard<std::mutex> lock(cache.mutex);
-  const auto* impl = w.unsafeGetTensorImpl();
-  const auto version = static_cast<int64_t>(w._version());
-  auto* entry = cache.entries.Find(impl);
-  if (!entry || entry->owner.expired() || entry->version != version || entry->data != w.data_ptr()) {
+  auto& packed = cache.entries.For(w);
+  if (packed.empty()) {
     const auto plain = w.contiguous();
-    std::vector<float> packed(static_cast<size_t>(w.numel()));
+    packed.resize(static_cast<size_t>(w.numel()));
     Pack(plain.data_ptr<float>(), packed.data(), w.size(0), w.size(1));
-    entry = &cache.entries.Insert(impl, PackedWeights{c10::weak_intrusive_ptr<c10::TensorImpl, c10::UndefinedTensorImpl>(w.getIntrusivePtr()), version,
-                                                      w.data_ptr(), std::move(packed)});
   }
   // The entry's floats stay put until the cache evicts it: 512 tensors, more
   // than any network here has, and never between this return and the call.
-  return entry->packed.data();
+  return packed.data();
 }
 
 void ClearConv16Cache() {

@@ -15,6 +15,7 @@
 #include <torch/csrc/autograd/variable.h>
 #include "args.h"
 #include "lru.h"
+#include "weight_cache.h"
 
 namespace ztw {
 namespace {
@@ -66,23 +67,12 @@ struct ConvKeyHash {
   }
 };
 
-// One weight tensor in the layouts its primitives asked for (a few at most:
-// the kernel choice can differ with the batch size).
-struct WeightLayouts {
-  explicit WeightLayouts(const at::Tensor& w) : owner(w.getIntrusivePtr()), version(static_cast<int64_t>(w._version())), data(w.data_ptr()) {}
-  c10::weak_intrusive_ptr<c10::TensorImpl, c10::UndefinedTensorImpl> owner;
-  int64_t version;
-  const void* data;
-  std::vector<std::pair<memory::desc, memory>> layouts;
-};
-
 struct Cache {
   std::mutex mutex;
   Lru<ConvKey, Primitive, ConvKeyHash> primitives{2048};
-  // Keyed by the TensorImpl's address: the weak reference keeps the address
-  // from being reused while the entry lives, and the version and data
-  // pointer catch in-place updates.
-  Lru<const c10::TensorImpl*, WeightLayouts> weights{512};
+  // Each weight tensor in the layouts its primitives asked for (a few at
+  // most: the kernel choice can differ with the batch size).
+  WeightCache<std::vector<std::pair<memory::desc, memory>>> weights{512};
 };
 Cache& TheCache() {
   static Cache c;
@@ -90,11 +80,8 @@ Cache& TheCache() {
 }
 
 const memory& WeightsIn(Cache& cache, const at::Tensor& w, const memory::dims& dims, const memory::desc& want) {
-  const auto* impl = w.unsafeGetTensorImpl();
-  auto* entry = cache.weights.Find(impl);
-  const auto version = static_cast<int64_t>(w._version());
-  if (!entry || entry->owner.expired() || entry->version != version || entry->data != w.data_ptr()) entry = &cache.weights.Insert(impl, WeightLayouts(w));
-  for (const auto& [desc, mem] : entry->layouts)
+  auto& layouts = cache.weights.For(w);
+  for (const auto& [desc, mem] : layouts)
     if (desc == want) return mem;
   // The user layout: [O, C/g, kh, kw] contiguous is goihw with the group split out.
   const auto plain = w.contiguous();
@@ -102,8 +89,8 @@ const memory& WeightsIn(Cache& cache, const at::Tensor& w, const memory::dims& d
   memory packed(want, Engine());
   dnnl::reorder(user, packed).execute(Stream(), user, packed);
   Stream().wait();
-  entry->layouts.emplace_back(want, packed);
-  return entry->layouts.back().second;
+  layouts.emplace_back(want, packed);
+  return layouts.back().second;
 }
 
 // Points a primitive's arguments at one call's tensors (bias undefined: none).
