@@ -4,7 +4,6 @@
 // runtime runs a whole head in one call: the computation ICHead.forward
 // composes in TypeScript, with the ReLU and both poolings in one pass.
 #include <ATen/Parallel.h>
-#include <torch/csrc/autograd/variable.h>
 #include <algorithm>
 #include <cstring>
 #include <cmath>
@@ -143,40 +142,35 @@ static c10::optional<Tail> ClassifierTail(const at::Tensor& features, const c10:
 // Rows of src (each a contiguous block of `row` floats) to the rows of dst in
 // order, row rows[i] to row i, with a ReLU when asked: one pass, where
 // index_select then relu_ were two over the survivors' maps. A NaN stays
-// NaN, as in relu(). Into another map each thread copies whole rows (the
-// slices below were 13% slower there: 342 against 301 us for 120 of 128
-// 16x32x32 maps). dst may be src itself when rows ascend: no row is
-// overwritten before it is read, and each thread then owns one slice of
-// every row, so threads never touch each other's floats. In place, at batch
-// 128, this took 155 us where the copy into another map took 250 (C++
-// alone): no second map is drawn into the cache.
+// NaN, as in relu(). Each thread copies whole rows (slices of every row
+// were 13% slower: 342 against 301 us for 120 of 128 16x32x32 maps).
 static void MoveRows(const float* src, float* dst, const int64_t* rows, int64_t n, int64_t row, bool relu) {
-  const auto move = [&](int64_t r0, int64_t r1, int64_t begin, int64_t end) {
+  at::parallel_for(0, n, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, row)), [&](int64_t r0, int64_t r1) {
     for (int64_t i = r0; i < r1; i++) {
-      float* to = dst + i * row + begin;
-      const float* from = src + rows[i] * row + begin;
+      float* to = dst + i * row;
+      const float* from = src + rows[i] * row;
       if (relu)
-        ReluCopy(from, to, end - begin);
-      else if (to != from)
-        std::memmove(to, from, sizeof(float) * (end - begin));
+        ReluCopy(from, to, row);
+      else
+        std::memcpy(to, from, sizeof(float) * row);
     }
-  };
-  if (src != dst)
-    at::parallel_for(0, n, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, row)), [&](int64_t r0, int64_t r1) { move(r0, r1, 0, row); });
-  else
-    at::parallel_for(0, row, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, n)), [&](int64_t begin, int64_t end) { move(0, n, begin, end); });
+  });
 }
 
-// takeRows(x, rows int32|int64 [n], relu?, inPlace?): rows of x along dim 0,
-// in the memory format x has (index_select makes channels-last inputs
-// contiguous NCHW, and every later convolution then paid for reordering
-// them), with an optional ReLU on the copy. With inPlace (the caller gives x
-// up) and ascending rows, in x's memory: the result is a view of its front.
+// takeRows(x, rows int32|int64 [n], relu?): rows of x along dim 0, in the
+// memory format x has (index_select makes channels-last inputs contiguous
+// NCHW, and every later convolution then paid for reordering them), with an
+// optional ReLU on the copy. Always into a new map: packing the kept rows
+// at the front of x's own memory (sessions 8-11) had each thread move one
+// slice of every row, and the next convolution then read maps half written
+// by the other core: the steps after each exit ran up to 20% slower at batch
+// 128 (the whole early-exit run 0.59-0.60 of the plain forward's time,
+// against 0.56-0.58 with the copy). Packing whole rows per thread in place
+// took as long as the copy.
 ZTW_OP(takeRows) {
   const auto& x = a.t(0);
   const auto& rows = a.t(1);
   const bool relu = a.has(2) && a.b(2);
-  const bool inPlace = a.has(3) && a.b(3);
   const auto fmt = DenseFormat(x);
   const bool grad = at::GradMode::is_enabled() && x.requires_grad();
   if (!grad && x.dim() >= 1 && x.scalar_type() == at::kFloat && x.device().is_cpu() && x.is_contiguous(fmt) && rows.dim() == 1 &&
@@ -186,11 +180,6 @@ ZTW_OP(takeRows) {
     const int64_t* ip = idx.data_ptr<int64_t>();
     for (int64_t i = 0; i < n; i++)
       if (ip[i] < 0 || ip[i] >= N) throw ArgError("takeRows: row " + std::to_string(ip[i]) + " is out of range for " + std::to_string(N) + " rows");
-    if (inPlace && std::is_sorted(ip, ip + n, std::less_equal<int64_t>())) {
-      MoveRows(x.data_ptr<float>(), x.data_ptr<float>(), ip, n, row, relu);
-      torch::autograd::impl::bump_version(x);
-      return a.ret(x.narrow(0, 0, n));
-    }
     auto sizes = x.sizes().vec();
     sizes[0] = n;
     auto out = at::empty(sizes, x.options().memory_format(fmt));

@@ -126,11 +126,11 @@ function mayOverwrite(inPlace: boolean): boolean {
 }
 
 /**
- * Narrows a running batch to the rows the caller keeps, in the batch's memory
- * format; with inPlace (the caller gives x up) packed at the front of x's memory.
+ * Narrows a running batch to the rows the caller keeps: a copy in the
+ * batch's memory format (x stays as it was).
  */
-export function keepRows(x: Tensor, rows: Tensor | undefined, inPlace = false): Tensor {
-  return rows ? x.takeRows(rows, { inPlace: mayOverwrite(inPlace) }) : x;
+export function keepRows(x: Tensor, rows: Tensor | undefined): Tensor {
+  return rows ? x.takeRows(rows) : x;
 }
 
 /**
@@ -144,10 +144,8 @@ export function reluPending(rows: Tensor | undefined, inPlace: boolean): boolean
 
 /**
  * relu(keepRows(x, rows)), the ReLU in the copy's pass when rows are kept;
- * with inPlace (the caller gives x up) in x's memory, the kept rows packed
- * at its front.
+ * with no rows and inPlace (the caller gives x up), in x's memory.
  */
 export function reluKeepRows(x: Tensor, rows: Tensor | undefined, inPlace = false): Tensor {
-  const own = mayOverwrite(inPlace);
-  return rows ? x.takeRows(rows, { relu: true, inPlace: own }) : F.relu(x, { inPlace: own });
+  return rows ? x.takeRows(rows, { relu: true }) : F.relu(x, { inPlace: mayOverwrite(inPlace) });
 }

@@ -99,8 +99,8 @@ export class WideResNet extends Backbone {
     for (const block of this.blocks) {
       h = block.forward(h, { consumeInput: own });
       const rows = yield h;
-      own = consumeTaps || rows !== undefined; // kept rows are a copy unless packed in place
-      h = keepRows(h, rows, consumeTaps);
+      own = consumeTaps || rows !== undefined; // kept rows are a copy
+      h = keepRows(h, rows);
     }
     const features = F.relu(this.bn.forward(h));
     const logits = this.fc.forwardPooled(features);

@@ -191,7 +191,7 @@ export class Tensor {
    * (indexSelect makes channels-last contiguous); with relu, relu() of them in
    * the same pass.
    */
-  takeRows(index: Tensor, o: { relu?: boolean; inPlace?: boolean } = {}): Tensor { return wrap(native.takeRows(this.handle, index.handle, o.relu ?? false, o.inPlace ?? false)); }
+  takeRows(index: Tensor, o: { relu?: boolean } = {}): Tensor { return wrap(native.takeRows(this.handle, index.handle, o.relu ?? false)); }
   gather(dim: number, index: Tensor): Tensor { return wrap(native.gather(this.handle, dim, index.handle)); }
   scatter(dim: number, index: Tensor, src: Tensor): Tensor { return wrap(native.scatter(this.handle, dim, index.handle, src.handle)); }
   maskedSelect(mask: Tensor): Tensor { return wrap(native.maskedSelect(this.handle, mask.handle)); }
