@@ -1,7 +1,9 @@
 // npm run bench:engine [-- --json] [--rounds N] [--iters N]
 // Images/s of ResNet-20 and ResNet-56 (CIFAR layout, batch 128, 32x32x3,
 // 2 threads, channels-last), forward in eval mode and a full SGD step, for
-// this engine and PyTorch, side by side, with the ratio ztw/PyTorch.
+// this engine and PyTorch, side by side, with the ratio ztw/PyTorch; PyTorch
+// both as installed and with glibc malloc told to keep freed memory
+// (REUSING_MALLOC in common.ts: with the defaults its pages fault in again).
 import { Command } from 'commander';
 import { backboneCost, createBackbone } from '../src/models';
 import { sideBySide, round, type BenchCase } from './common';
@@ -30,13 +32,13 @@ for (const arch of ['resnet20', 'resnet56']) {
     const gflops = (r.ztw * flops * (mode === 'train' ? 3 : 1)) / 1e9;
     const name = batch === 128 ? mode : `${mode} (batch ${batch})`;
     results[arch][name] = { ...r, gflops: round(gflops), peakFraction: round(gflops / PEAK_GFLOPS, 3) };
-    rows.push(`| ${arch} | ${name} | ${r.ztw} | ${r.pytorch} | ${r.ratio.toFixed(2)} | ${round(gflops)} (${round((100 * gflops) / PEAK_GFLOPS)}%) |`);
-    if (!o.json) process.stderr.write(`${arch} ${name}: ztw ${r.ztw} img/s, pytorch ${r.pytorch} img/s, ratio ${r.ratio}\n`);
+    rows.push(`| ${arch} | ${name} | ${r.ztw} | ${r.pytorch} | ${r.ratio.toFixed(2)} | ${r.pytorchReusing} | ${r.ratioReusing.toFixed(2)} | ${round(gflops)} (${round((100 * gflops) / PEAK_GFLOPS)}%) |`);
+    if (!o.json) process.stderr.write(`${arch} ${name}: ztw ${r.ztw} img/s, pytorch ${r.pytorch} img/s (${r.pytorchReusing} reusing malloc), ratio ${r.ratio} (${r.ratioReusing})\n`);
   }
 }
 if (o.json) console.log(JSON.stringify(results));
 else {
-  console.log('| network | step | ztw img/s | PyTorch img/s | ratio | ztw GFLOP/s (of 229 peak) |');
-  console.log('|---|---|---|---|---|---|');
+  console.log('| network | step | ztw img/s | PyTorch img/s | ratio | PyTorch, reusing malloc | ratio | ztw GFLOP/s (of 229 peak) |');
+  console.log('|---|---|---|---|---|---|---|---|');
   for (const r of rows) console.log(r);
 }
