@@ -102,9 +102,11 @@ void ClearConv16Cache() {
 
 at::Tensor Conv16(const at::Tensor& x, const at::Tensor& w, const c10::optional<at::Tensor>& b, at::IntArrayRef stride, at::IntArrayRef padding,
                   at::IntArrayRef dilation, int64_t groups, const ConvFusion& fusion) {
-  if (!HasAvx512() || groups != 1 || !DnnlConvServes(x, w, groups)) return {};
+  // The weight's shape first: every other convolution leaves at once, and
+  // Conv2d's own DnnlConvServes check is then the only one it pays.
+  if (!HasAvx512() || groups != 1 || w.dim() != 4 || w.size(0) != 16 || w.size(2) != 3 || w.size(3) != 3 || !DnnlConvServes(x, w, groups)) return {};
   const auto ones = [](at::IntArrayRef v, int64_t want) { return v.size() == 2 && v[0] == want && v[1] == want; };
-  if (!ones(stride, 1) || !ones(padding, 1) || !ones(dilation, 1) || w.size(0) != 16 || w.size(2) != 3 || w.size(3) != 3 || x.size(1) % 16 != 0) return {};
+  if (!ones(stride, 1) || !ones(padding, 1) || !ones(dilation, 1) || x.size(1) % 16 != 0) return {};
   // Channels-last in, channels-last out, as DnnlConv would write for this input.
   if (!x.is_contiguous(at::MemoryFormat::ChannelsLast)) return {};
   if (b && (b->dim() != 1 || b->size(0) != 16 || b->scalar_type() != at::kFloat)) return {};

@@ -74,11 +74,13 @@ void Units(const float* x, const float* packed, const float* bias, float alpha, 
 // Up to this batch the heads run fused. Alternating whole early-exit runs of
 // ResNet-56 (tau 0.84, the fused loop against oneDNN and the pooling pass,
 // in one process): 0.970-0.977x at batch 1, 0.984x at 2 and 4, 1.005x at 8,
-// 1.03x at 32, 1.013-1.023x at 128. The fused heads themselves were faster
-// at every batch (at 128: 13.6 against 17.9 us a sample for 16 channels), but
-// from batch 8 on the backbone steps after them ran 2-5% slower, for reasons
-// not found; at one image the pooling pass read half its map from the other
-// core's cache, which the fused loop never does.
+// 1.03x at 32, 1.013-1.023x at 128 (session 11). From batch 8 on the
+// backbone steps after fused heads ran 2-5% slower then, likely the same
+// cross-core effect that the in-place row packing had (ops_exits.cc,
+// takeRows); with the rows copied instead (session 12) fused and unfused
+// heads took the same time at 128 (12.3-13 us a sample), so fusing gains
+// nothing there. At one image the pooling pass read half its map from the
+// other core's cache, which the fused loop never does.
 constexpr int64_t kFusedBatch = 4;
 
 }  // namespace
