@@ -18,6 +18,7 @@
         "native/src/ops_shape.cc",
         "native/src/ops_autograd.cc",
         "native/src/ops_exits.cc",
+        "native/src/exit_book.cc",
         "native/src/kernels.cc",
         "native/src/dnnl_conv.cc",
         "native/src/head_conv.cc",

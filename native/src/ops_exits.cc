@@ -13,6 +13,7 @@
 #include "nn.h"
 #include "kernels.h"
 #include "head_conv.h"
+#include "exit_book.h"
 
 using namespace ztw;
 
@@ -190,7 +191,7 @@ ZTW_OP(takeRows) {
   return a.ret(relu ? out.relu_() : out);
 }
 
-// icHead(features, convW?, convB?, stride, padding, alpha?, poolKernel, fcW, fcB?, prevLogits?, logProbsInto?)
+// icHead(features, convW?, convB?, stride, padding, alpha?, poolKernel, fcW, fcB?, prevLogits?, logProbsInto?, book?, exit?, tau?)
 //   -> [logits, logProbs], or with logProbsInto the logits alone
 // conv 3x3, ReLU + SDN pool (poolKernel 0: ReLU only, maps below 4x4),
 // flatten, cat with the previous logits (cascade), linear, log-softmax. The
@@ -198,7 +199,9 @@ ZTW_OP(takeRows) {
 // shape (else oneDNN's convolution, then the pooling pass). With
 // logProbsInto (a Float32Array of exactly N * K values) the
 // log-probabilities are written into it: the runtime reads them at once,
-// and a fresh typed array took ~2.7 us of a ~35 us head at batch 1.
+// and a fresh typed array took ~2.7 us of a ~35 us head at batch 1. With a
+// book (exitBookNew; logProbsInto required) the head also takes its exit's
+// step of the confidence rule (exit_book.h): one crossing an exit.
 ZTW_OP(icHead) {
   at::Tensor h = a.t(0);
   float* into = nullptr;
@@ -208,12 +211,18 @@ ZTW_OP(icHead) {
     room = h.dim() >= 1 && fcW.dim() == 2 ? h.size(0) * fcW.size(0) : 0;
     into = a.floatsInto(10, static_cast<size_t>(room));
   }
+  ExitBook* book = a.has(11) ? ExitBook::From(a.raw(11), 11) : nullptr;
+  if (book && !into) throw ArgError("icHead: a book needs logProbsInto");
   const auto answer = [&](const at::Tensor& logits, const at::Tensor& logProbs) -> Napi::Value {
     if (!into) return a.ret(std::vector<at::Tensor>{logits, logProbs});
     if (logProbs.defined()) {  // the ATen path's, into the caller's memory
       const auto lp = logProbs.contiguous();
       if (lp.numel() != room) throw ArgError("icHead: " + std::to_string(lp.numel()) + " log-probabilities for room of " + std::to_string(room));
       std::memcpy(into, lp.data_ptr<float>(), sizeof(float) * static_cast<size_t>(lp.numel()));
+    }
+    if (book) {
+      if (logits.dim() != 2 || logits.size(1) != book->K()) throw ArgError("icHead: the book is for " + std::to_string(book->K()) + " classes");
+      book->Step(a.i64(12), into, logits.size(0), a.d(13), false);
     }
     return a.ret(logits);
   };

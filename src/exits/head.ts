@@ -10,6 +10,7 @@ import type { Tensor } from '../tensor/tensor';
 import { isGradEnabled } from '../tensor/grad';
 import { native } from '../tensor/native';
 import { wrapHandle, wrapHandles } from '../tensor/tensor';
+import type { ExitDecider } from '../runtime/native-book';
 
 export interface CascadeOptions {
   /** Read the previous IC's logits (ZTW); false for SDN's independent heads. */
@@ -124,23 +125,27 @@ export class ICHead extends Module {
    * The runtime's step: exitForward's numbers, the log-probabilities read
    * out at once as a Float32Array ([N * K]), which saves a tensor handle, a
    * read and a free per exit. With `into` (exactly N * K values) they are
-   * written there: a runtime passes the same memory at every exit.
+   * written there: a runtime passes the same memory at every exit. With
+   * `decide` (and `into`) the native call also takes the exit's step in the
+   * runtime's book (runtime/native-book.ts); `decided` says whether it did
+   * (not with gradients or a LayerNorm, where the caller takes it).
    */
-  exitStep(features: Tensor, previousLogits?: Tensor, into?: Float32Array): { logits: Tensor; logProbs: Float32Array } {
+  exitStep(features: Tensor, previousLogits?: Tensor, into?: Float32Array, decide?: ExitDecider): { logits: Tensor; logProbs: Float32Array; decided: boolean } {
     if (isGradEnabled() || this.cascadeNorm) {
       const [logits, lp] = this.exitForward(features, previousLogits);
       const values = lp.data() as Float32Array;
       lp.dispose();
       if (into && into.length !== values.length) throw new RangeError(`ICHead.exitStep: ${values.length} log-probabilities for room of ${into.length}`);
       into?.set(values);
-      return { logits, logProbs: into ?? values };
+      return { logits, logProbs: into ?? values, decided: false };
     }
+    if (decide && !into) throw new Error('ICHead.exitStep: deciding in the head needs `into`');
     // The shape is read only without `into`: the native head checks the room (a shape read is a native call, ~1.4 us).
     const logProbs = into ?? new Float32Array(features.shape[0] * this.fc.options.outFeatures);
-    return { logits: wrapHandle(this.nativeHead(features, previousLogits, logProbs)), logProbs };
+    return { logits: wrapHandle(this.nativeHead(features, previousLogits, logProbs, decide)), logProbs, decided: decide !== undefined };
   }
 
-  private nativeHead(features: Tensor, previousLogits: Tensor | undefined, logProbsInto?: Float32Array) {
+  private nativeHead(features: Tensor, previousLogits: Tensor | undefined, logProbsInto?: Float32Array, decide?: ExitDecider) {
     if (this.usesPrevious && !previousLogits) throw new Error('ICHead: this head has a cascade input; pass the previous IC\'s logits');
     const conv = this.conv;
     const pooled = this.pool && this.pool.size >= 4 ? this.pool : undefined;
@@ -156,6 +161,9 @@ export class ICHead extends Module {
       this.fc.bias?.handle,
       this.usesPrevious ? previousLogits?.handle : undefined,
       logProbsInto,
+      decide?.book,
+      decide?.exit,
+      decide?.tau,
     );
   }
 }

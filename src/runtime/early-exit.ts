@@ -17,6 +17,7 @@ import type { Tensor } from '../tensor/tensor';
 import { validatePolicy, type ExitPolicy } from './policy';
 import { releaseTaps } from '../models/backbone';
 import { ExitBook, type ExitBookBuffers } from './onnx-core';
+import { NativeExitBook } from './native-book';
 import { stampHolds, stampVersions, type VersionStamp } from '../tensor/versions';
 
 export interface ExitResult {
@@ -30,12 +31,12 @@ export interface ExitResult {
   cost: Float64Array;
 }
 
-/** The backbone's classifier as the last exit: its logits and their log-probabilities. */
-function finalStep(logits: Tensor): { logits: Tensor; logProbs: Float32Array } {
+/** The backbone's classifier as the last exit: its logits and their log-probabilities (its step is the caller's to take). */
+function finalStep(logits: Tensor): { logits: Tensor; logProbs: Float32Array; decided: false } {
   const lp = F.logSoftmax(logits, 1);
   const logProbs = lp.data() as Float32Array;
   lp.dispose();
-  return { logits, logProbs };
+  return { logits, logProbs, decided: false };
 }
 
 export class EarlyExitRuntime {
@@ -46,6 +47,8 @@ export class EarlyExitRuntime {
   private readonly modules: Module[];
   /** The exit bookkeeping's memory, kept from call to call (run is synchronous). */
   private bookBuffers?: ExitBookBuffers;
+  /** The native book for the last batch size and ensemble weights, and the heads' room for log-probabilities. */
+  private nativeBookCache?: { book: NativeExitBook; room: Float32Array };
 
   constructor(readonly net: EarlyExitNetwork, readonly ensembles: ExitEnsembles | null, readonly costs: CostModel) {
     this.numExits = net.numExits;
@@ -70,21 +73,28 @@ export class EarlyExitRuntime {
     const N = x.shape[0];
     const K = this.numClasses;
     const M = this.numExits;
-    const res: ExitResult = { prediction: new Int32Array(N), probs: new Float32Array(N * K), exitIndex: new Int32Array(N), cost: new Float64Array(N) };
     // Per exit: one native call for the head, which writes its
-    // log-probabilities into the book's memory; the ensemble, the rule and the rows
-    // bookkeeping run in JS (at batch 1 each native call costs ~4 us, as much
-    // as a small op's work).
+    // log-probabilities into the book's memory and, under the confidence
+    // rule with no ensemble or the geometric one, takes the exit's step in
+    // the native book; otherwise the ensemble, the rule and the rows
+    // bookkeeping run in JS (ExitBook). At batch 1 each native call costs
+    // ~1-4 us, as much as a small op's work.
+    let res: ExitResult | undefined;
     noGrad(() =>
       tidy(() => {
         const { heads, tapIndices, backbone } = this.net;
         const combiner = this.combiner();
-        const book = new ExitBook(combiner, res, policy, N, K, M, this.bookBuffers);
-        this.bookBuffers = book.buffers;
+        const nativeBook = NativeExitBook.serves(combiner, policy) ? this.nativeBook(combiner, N) : undefined;
+        const tau = policy.kind === 'confidence' ? policy.tau : 0;
+        const jsRes: ExitResult | undefined = nativeBook ? undefined : { prediction: new Int32Array(N), probs: new Float32Array(N * K), exitIndex: new Int32Array(N), cost: new Float64Array(N) };
+        const book = jsRes ? new ExitBook(combiner, jsRes, policy, N, K, M, this.bookBuffers) : undefined;
+        if (book) this.bookBuffers = book.buffers;
+        const room = nativeBook ? this.headRoom(N) : (book as ExitBook).buffers.head;
         let prevLogits: Tensor | undefined;
         let keep: Tensor | undefined;
         let head = 0;
         let tap = 0;
+        let n = N;
         // Each tap is freed once the backbone has moved past it, each
         // index of kept rows once the backbone has used it.
         const gen = releaseTaps(backbone.staged(x, { consumeTaps: true }));
@@ -93,10 +103,9 @@ export class EarlyExitRuntime {
           keep = undefined;
           if (!r.done && !tapIndices.includes(tap++)) continue;
           const m = r.done ? M - 1 : head;
-          const n = book.rows.length;
-          const room = book.buffers.head;
-          const { logits, logProbs } = r.done ? finalStep(r.value) : heads[head].exitStep(r.value, head > 0 ? prevLogits : undefined, n === N ? room : room.subarray(0, n * K));
-          const stay = book.step(m, logProbs, r.done === true, this.costs.exitCosts[m]);
+          const into = n === N ? room : room.subarray(0, n * K);
+          const { logits, logProbs, decided } = r.done ? finalStep(r.value) : heads[head].exitStep(r.value, head > 0 ? prevLogits : undefined, into, nativeBook?.decider(m, tau));
+          const stay = nativeBook ? nativeBook.step(m, logProbs, r.done === true, tau, decided) : (book as ExitBook).step(m, logProbs, r.done === true, this.costs.exitCosts[m]);
           if (r.done) break;
           if (stay.length === 0) {
             gen.return(undefined as never);
@@ -108,13 +117,31 @@ export class EarlyExitRuntime {
             keep = tensor(stay, [stay.length]); // int32: index_select takes it as is (an int64 index was built through BigInts)
             prevLogits = logits.takeRows(keep);
             logits.dispose();
-            book.keep(stay);
+            book?.keep(stay);
+            n = stay.length;
           }
           head++;
         }
+        res = nativeBook ? nativeBook.answers() : jsRes;
       }),
     );
-    return res;
+    return res as ExitResult;
+  }
+
+  /** The native book for a batch of N under this combiner, made once and reused while both stay. */
+  private nativeBook(combiner: ExitCombiner | null, N: number): NativeExitBook {
+    const c = this.nativeBookCache;
+    if (c && c.book.N === N && c.book.combiner === combiner) return c.book;
+    const book = new NativeExitBook(combiner, N, this.numClasses, this.numExits, this.costs.exitCosts);
+    this.nativeBookCache = { book, room: new Float32Array(N * this.numClasses) };
+    return book;
+  }
+
+  /** Room for one exit's log-probabilities at batch N (the native book's). */
+  private headRoom(N: number): Float32Array {
+    const c = this.nativeBookCache;
+    if (!c || c.book.N !== N) throw new Error('EarlyExitRuntime: no native book for this batch');
+    return c.room;
   }
 
   /**
@@ -137,5 +164,6 @@ export class EarlyExitRuntime {
   dispose(): void {
     this.ensembleCache = undefined;
     this.bookBuffers = undefined;
+    this.nativeBookCache = undefined;
   }
 }
