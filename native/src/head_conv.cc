@@ -22,13 +22,22 @@ int64_t Scratch(const HeadConvShape& s) { return (s.k + 2) * PaddedRow(s) + 2 * 
 
 #pragma GCC push_options
 #pragma GCC target("avx512f")
+// GCC 12's _mm512_max_ps passes _mm512_undefined_ps() as the unused merge
+// source, which -Wmaybe-uninitialized reports at every inlined call.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 
 // Units [begin, end) of the N * (H / k) window rows: for window row i of
 // sample n, pooled[n][o][i][j] = avg + alpha * (max - avg) of relu(acc) over
 // every window (i, j) of that row. Each output vector is folded into its
 // window's max and sum as it leaves the registers (row by row, left to
 // right; a NaN stays NaN through the sum).
-template <int CC, int P, int B>
+//
+// KW > 0 (the window's width, P a multiple of it, every row whole bands):
+// each band's outputs stay in registers and every window's max and sum are
+// loaded and stored once a row, folded in the same per-pixel order (the same
+// numbers): the per-pixel loads and stores were ~15% of the loop's samples.
+template <int CC, int P, int B, int KW>
 void Units(const float* x, const float* packed, const float* bias, float alpha, float* pooled, float* scratch, const HeadConvShape& s, int64_t begin,
            int64_t end) {
   const int64_t oh = s.H / s.k, ow = s.W / s.k, cols = Cols(s), row = PaddedRow(s);
@@ -56,7 +65,29 @@ void Units(const float* x, const float* packed, const float* bias, float alpha, 
       __m512 bv[B];
       for (int b = 0; b < B; b++) bv[b] = bias ? _mm512_loadu_ps(bias + b0 + 16 * b) : zero;
       auto foldHere = [&](int64_t px, int b, __m512 v) { fold(px, static_cast<int>(b0 / 16) + b, v); };
-      for (int64_t r = 0; r < s.k; r++) conv16::Row<CC, P, B>(pad + r * row, row, packed + b0 * 9 * s.C, s.C, bv, cols, foldHere);
+      for (int64_t r = 0; r < s.k; r++) {
+        if constexpr (KW > 0) {
+          for (int64_t x0 = 0; x0 < cols; x0 += P) {
+            __m512 v[P * B];
+            auto keep = [&](int64_t p, int b, __m512 a) { v[p * B + b] = a; };
+            conv16::Band<CC, P, B>(pad + r * row + x0 * s.C, row, packed + b0 * 9 * s.C, s.C, bv, keep);
+            conv16::Unroll<P / KW * B>([&](auto wb) {
+              constexpr int w = decltype(wb)::value / B, b = decltype(wb)::value % B;
+              const int64_t at = (x0 / KW + w) * s.O + b0 + b * 16;
+              __m512 m = _mm512_loadu_ps(mx + at), sm = _mm512_loadu_ps(sum + at);
+              conv16::Unroll<KW>([&](auto j) {
+                const __m512 x = _mm512_max_ps(zero, v[(w * KW + decltype(j)::value) * B + b]);  // ReLU; a NaN stays NaN
+                m = _mm512_max_ps(x, m);  // as the blend above: a NaN x leaves m
+                sm = _mm512_add_ps(sm, x);
+              });
+              _mm512_storeu_ps(mx + at, m);
+              _mm512_storeu_ps(sum + at, sm);
+            });
+          }
+        } else {
+          conv16::Row<CC, P, B>(pad + r * row, row, packed + b0 * 9 * s.C, s.C, bv, cols, foldHere);
+        }
+      }
     }
     for (int64_t j = 0; j < ow; j++)  // pooled[n][o][i][j], as the separate pooling computes it
       for (int64_t o0 = 0; o0 < s.O; o0 += 16) {
@@ -69,19 +100,9 @@ void Units(const float* x, const float* packed, const float* bias, float alpha, 
   }
 }
 
+#pragma GCC diagnostic pop
 #pragma GCC pop_options
 
-// Up to this batch the heads run fused. Alternating whole early-exit runs of
-// ResNet-56 (tau 0.84, the fused loop against oneDNN and the pooling pass,
-// in one process): 0.970-0.977x at batch 1, 0.984x at 2 and 4, 1.005x at 8,
-// 1.03x at 32, 1.013-1.023x at 128 (session 11). From batch 8 on the
-// backbone steps after fused heads ran 2-5% slower then, likely the same
-// cross-core effect that the in-place row packing had (ops_exits.cc,
-// takeRows); with the rows copied instead (session 12) fused and unfused
-// heads took the same time at 128 (12.3-13 us a sample), so fusing gains
-// nothing there. At one image the pooling pass read half its map from the
-// other core's cache, which the fused loop never does.
-constexpr int64_t kFusedBatch = 4;
 
 }  // namespace
 
@@ -89,7 +110,7 @@ at::Tensor HeadConvPool(const at::Tensor& x, const at::Tensor& w, const c10::opt
   const auto isFloat = [](const at::Tensor& t) { return t.scalar_type() == at::kFloat && t.device().is_cpu(); };
   const bool grad = at::GradMode::is_enabled() && (x.requires_grad() || w.requires_grad() || (b && b->requires_grad()));
   if (!HasAvx512() || grad || stride != 1 || padding != 1 || x.dim() != 4 || w.dim() != 4 || !isFloat(x) || !isFloat(w) || (w.size(0) != 16 && w.size(0) != 32) ||
-      w.size(2) != 3 || w.size(3) != 3 || w.size(1) != x.size(1) || x.size(1) % 16 != 0 || x.size(0) < 1 || x.size(0) > kFusedBatch)
+      w.size(2) != 3 || w.size(3) != 3 || w.size(1) != x.size(1) || x.size(1) % 16 != 0 || x.size(0) < 1)
     return {};
   if (b && (b->dim() != 1 || b->size(0) != w.size(0) || !isFloat(*b))) return {};
   const HeadConvShape s{x.size(0), x.size(2), x.size(3), x.size(1), w.size(0), k};
@@ -105,10 +126,14 @@ at::Tensor HeadConvPool(const at::Tensor& x, const at::Tensor& w, const c10::opt
   at::parallel_for(0, s.N * (s.H / k), 1, [&](int64_t begin, int64_t end) {
     float* scratch = conv16::ThreadScratch(Scratch(s));
     // Both output channel blocks of a 32-channel head in one band (8 pixels), else one (16).
-    if (s.C == 16 && s.O == 16) return Units<16, 16, 1>(xp, packed, bp, alpha, op, scratch, s, begin, end);
-    if (s.C == 32 && s.O == 32) return Units<32, 8, 2>(xp, packed, bp, alpha, op, scratch, s, begin, end);
-    if (s.O == 32) return Units<0, 8, 2>(xp, packed, bp, alpha, op, scratch, s, begin, end);
-    Units<0, 16, 1>(xp, packed, bp, alpha, op, scratch, s, begin, end);
+    // The windows of ResNet-56's heads (32x32 maps in windows of 8, 16x16 in 4) fold in registers.
+    const int64_t cols = Cols(s);
+    if (s.C == 16 && s.O == 16 && s.k == 8 && cols % 16 == 0) return Units<16, 16, 1, 8>(xp, packed, bp, alpha, op, scratch, s, begin, end);
+    if (s.C == 32 && s.O == 32 && s.k == 4 && cols % 8 == 0) return Units<32, 8, 2, 4>(xp, packed, bp, alpha, op, scratch, s, begin, end);
+    if (s.C == 16 && s.O == 16) return Units<16, 16, 1, 0>(xp, packed, bp, alpha, op, scratch, s, begin, end);
+    if (s.C == 32 && s.O == 32) return Units<32, 8, 2, 0>(xp, packed, bp, alpha, op, scratch, s, begin, end);
+    if (s.O == 32) return Units<0, 8, 2, 0>(xp, packed, bp, alpha, op, scratch, s, begin, end);
+    Units<0, 16, 1, 0>(xp, packed, bp, alpha, op, scratch, s, begin, end);
   });
   return out;
 }
