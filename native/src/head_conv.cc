@@ -104,12 +104,18 @@ void Units(const float* x, const float* packed, const float* bias, float alpha, 
 #pragma GCC pop_options
 
 
+// 64-channel heads run fused (two passes of two blocks) up to this batch:
+// 20.1 against 22.2 us at one sample, 13.0 against 13.7 at 8, where oneDNN
+// and the pooling pass won from 32 on (13.6 against 12.3, 12.2 against 11.0
+// at 128; ResNet-56's 8x8 heads, alternating in one process).
+constexpr int64_t kFused64Batch = 8;
+
 }  // namespace
 
 at::Tensor HeadConvPool(const at::Tensor& x, const at::Tensor& w, const c10::optional<at::Tensor>& b, int64_t stride, int64_t padding, float alpha, int64_t k) {
   const auto isFloat = [](const at::Tensor& t) { return t.scalar_type() == at::kFloat && t.device().is_cpu(); };
   const bool grad = at::GradMode::is_enabled() && (x.requires_grad() || w.requires_grad() || (b && b->requires_grad()));
-  if (!HasAvx512() || grad || stride != 1 || padding != 1 || x.dim() != 4 || w.dim() != 4 || !isFloat(x) || !isFloat(w) || (w.size(0) != 16 && w.size(0) != 32) ||
+  if (!HasAvx512() || grad || stride != 1 || padding != 1 || x.dim() != 4 || w.dim() != 4 || !isFloat(x) || !isFloat(w) || (w.size(0) != 16 && w.size(0) != 32 && !(w.size(0) == 64 && x.size(0) <= kFused64Batch)) ||
       w.size(2) != 3 || w.size(3) != 3 || w.size(1) != x.size(1) || x.size(1) % 16 != 0 || x.size(0) < 1)
     return {};
   if (b && (b->dim() != 1 || b->size(0) != w.size(0) || !isFloat(*b))) return {};
@@ -125,11 +131,12 @@ at::Tensor HeadConvPool(const at::Tensor& x, const at::Tensor& w, const c10::opt
   // split over both threads.
   at::parallel_for(0, s.N * (s.H / k), 1, [&](int64_t begin, int64_t end) {
     float* scratch = conv16::ThreadScratch(Scratch(s));
-    // Both output channel blocks of a 32-channel head in one band (8 pixels), else one (16).
+    // Two output channel blocks a band (8 pixels) for 32 and 64 channels, else one (16).
     // The windows of ResNet-56's heads (32x32 maps in windows of 8, 16x16 in 4) fold in registers.
     const int64_t cols = Cols(s);
     if (s.C == 16 && s.O == 16 && s.k == 8 && cols % 16 == 0) return Units<16, 16, 1, 8>(xp, packed, bp, alpha, op, scratch, s, begin, end);
     if (s.C == 32 && s.O == 32 && s.k == 4 && cols % 8 == 0) return Units<32, 8, 2, 4>(xp, packed, bp, alpha, op, scratch, s, begin, end);
+    if (s.C == 64 && s.O == 64 && s.k == 2 && cols % 8 == 0) return Units<64, 8, 2, 2>(xp, packed, bp, alpha, op, scratch, s, begin, end);
     if (s.C == 16 && s.O == 16) return Units<16, 16, 1, 0>(xp, packed, bp, alpha, op, scratch, s, begin, end);
     if (s.C == 32 && s.O == 32) return Units<32, 8, 2, 0>(xp, packed, bp, alpha, op, scratch, s, begin, end);
     if (s.O == 32) return Units<0, 8, 2, 0>(xp, packed, bp, alpha, op, scratch, s, begin, end);

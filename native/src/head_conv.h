@@ -11,11 +11,11 @@ namespace ztw {
 
 // The pooled features [N, O, H / k, W / k] (contiguous NCHW, what the
 // classifier's flatten wants) of relu(conv3x3(x, w) + b) under SDN pooling:
-// avg + alpha * (max - avg) over each k x k window. Served: any batch, 16 or
-// 32 output channels (one or two register blocks; in ResNet-56's heads at
-// batch 1 ~23 against ~27 us for 16 channels, 31 against 39 for 32; with 64,
-// four blocks, the weights stream from L2 for every band and oneDNN won, 38
-// against 43), input channels a multiple of 16, stride 1, padding 1, 3x3,
+// avg + alpha * (max - avg) over each k x k window. Served: any batch with
+// 16 or 32 output channels (one or two register blocks; in ResNet-56's heads
+// at batch 1 ~23 against ~27 us for 16 channels, 31 against 39 for 32), up
+// to 8 samples with 64 (two passes of two blocks; from 32 samples on
+// oneDNN won), input channels a multiple of 16, stride 1, padding 1, 3x3,
 // no gradients, AVX-512. Sessions 11-12 ran it only up to batch 4: oneDNN
 // and the pooling pass were as fast from 8 on. With each window's max and
 // sum folded in registers (session 13) it is 7-13% faster than they are at

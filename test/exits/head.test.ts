@@ -143,7 +143,7 @@ for (const detach of [true, false]) {
 
 test('exitForward: one native call with the numbers of forward() and a log-softmax', () => {
   manualSeed(21);
-  // Batches of 3: the fused head loop serves up to 4 (larger ones: the last test).
+  // Batches of 3 (larger ones: the last test).
   const K = 7;
   const cases: { tap: number[]; stride?: number; channels?: number; prev: boolean; layout?: 'channels_last' }[] = [
     { tap: [8, 16, 16], prev: true, layout: 'channels_last' },
@@ -157,7 +157,7 @@ test('exitForward: one native call with the numbers of forward() and a log-softm
     { tap: [16, 32, 32], prev: false, layout: 'channels_last' }, // k = 8
     { tap: [40, 8, 8], prev: true }, // k = 2, two vector steps and 8 channels more
     // The fused convolution + pooling loop (native/src/head_conv.cc: 16 or
-    // 32 output channels, batches of up to 4): bands of 16, 8, 4, 2 and 1
+    // 32 output channels, 64 up to 8 samples): bands of 16, 8, 4, 2 and 1
     // pixels, input channels of a compiled size (16, 32) or not (48), and
     // wider heads left to oneDNN.
     { tap: [16, 28, 28], prev: false }, // k = 7, an NCHW input, bands of 16, 8 and 4
@@ -167,7 +167,8 @@ test('exitForward: one native call with the numbers of forward() and a log-softm
     { tap: [32, 16, 16], prev: true, layout: 'channels_last' }, // 32 channels: two blocks a band of 8
     { tap: [48, 9, 9], channels: 32, prev: false }, // two blocks, bands of 8 and 1 (k = 2, 8 of 9 columns), 48 input channels
     { tap: [48, 10, 10], channels: 16, prev: false, layout: 'channels_last' }, // k = 2, 48 input channels: no compiled size
-    { tap: [64, 8, 8], prev: true, layout: 'channels_last' }, // 64 output channels: oneDNN and the pooling pass
+    { tap: [64, 8, 8], prev: true, layout: 'channels_last' }, // 64 output channels: two passes of two blocks (k = 2, windows folded in registers)
+    { tap: [16, 32, 32], channels: 64, prev: false, layout: 'channels_last' }, // 64 channels, k = 8: no register fold for this shape
   ];
   for (const c of cases) {
     const h = new ICHead({ tapShape: c.tap, numClasses: K, previousClasses: c.prev ? K : 0, cascade: { enabled: true }, stride: c.stride, channels: c.channels });
@@ -234,7 +235,7 @@ test('exitForward: bad inputs are typed errors from the native head, not crashes
   h.dispose();
 });
 
-test('the fused head: each sample\'s numbers the same at any batch it serves and thread count, close to oneDNN\'s past it, weights re-read after an update, NaN kept', () => {
+test('the fused head: each sample\'s numbers the same at any batch it serves and thread count, close to oneDNN\'s past its reach (64 channels above 8 samples), weights re-read after an update, NaN kept', () => {
   manualSeed(5);
   const K = 10;
   for (const [tap, channels] of [[[16, 32, 32], 16], [[32, 16, 16], 16], [[32, 16, 16], 32], [[64, 8, 8], 64]] as [number[], number][]) {
@@ -255,11 +256,16 @@ test('the fused head: each sample\'s numbers the same at any batch it serves and
           const one = h.exitForward(x.takeRows(rows).contiguous('channels_last'), prev.takeRows(rows))[0].toNumbers();
           assert.deepEqual(one, whole.slice(i * K, (i + 1) * K), `tap [${tap}], sample ${i} alone`);
         }
-        // Past 4 samples the heads run oneDNN's convolution and the pooling pass: the same numbers up to rounding.
-        const six = randn([6, ...tap]).contiguous('channels_last');
-        const sixPrev = randn([6, K]);
+        // 16 and 32 channels run fused at any batch: the same bits in a batch
+        // of 12. Past 8 samples 64-channel heads run oneDNN's convolution and
+        // the pooling pass: the same numbers up to rounding.
+        const big = randn([12, ...tap]).contiguous('channels_last');
+        const bigPrev = randn([12, K]);
         const first4 = tensor([0, 1, 2, 3], [4], 'int32');
-        assertClose(h.exitForward(six.takeRows(first4).contiguous('channels_last'), sixPrev.takeRows(first4))[0].toNumbers(), h.exitForward(six, sixPrev)[0].toNumbers().slice(0, 4 * K), { atol: 1e-5, rtol: 1e-5, what: `tap [${tap}], 4 against 6 samples` });
+        const alone = h.exitForward(big.takeRows(first4).contiguous('channels_last'), bigPrev.takeRows(first4))[0].toNumbers();
+        const inBig = h.exitForward(big, bigPrev)[0].toNumbers().slice(0, 4 * K);
+        if (channels === 64) assertClose(alone, inBig, { atol: 1e-5, rtol: 1e-5, what: `tap [${tap}], 4 against 12 samples` });
+        else assert.deepEqual(alone, inBig, `tap [${tap}], 4 against 12 samples`);
         // An in-place update of the convolution's weights is seen (the packed copy is keyed by version).
         h.conv!.weight.mul_(-0.5);
         assertClose(h.exitForward(x, prev)[0].toNumbers(), h.forward(x, prev).toNumbers(), { atol: 1e-5, rtol: 1e-5, what: `tap [${tap}] after a weight update` });
