@@ -54,8 +54,8 @@ inline float Prob(float logq) { return static_cast<float>(std::exp(static_cast<d
 // largest q, and only a k before it with a q within float32 rounding of the
 // largest can tie (for a normal float32 Prob, q's closer than ~1.2e-7 in
 // absolute terms). With a NaN, or a largest Prob near float32's subnormals
-// (not a log-softmax's, whose largest is at least 1/K), every probability as
-// the JS loop compares them.
+// or its overflow (not a log-softmax's, whose largest is between 1/K and 1),
+// every probability as the JS loop compares them.
 inline int64_t Argmax(const float* q, int64_t K, float* scratch, float* top) {
   int64_t hi = 0;
   bool nan = q[0] != q[0];
@@ -63,7 +63,7 @@ inline int64_t Argmax(const float* q, int64_t K, float* scratch, float* top) {
     nan |= q[k] != q[k];
     if (q[k] > q[hi]) hi = k;
   }
-  if (nan || q[hi] < -80.0f) {
+  if (nan || !(q[hi] >= -80.0f && q[hi] <= 80.0f)) {
     int64_t best = 0;
     for (int64_t k = 0; k < K; k++) scratch[k] = Prob(q[k]);
     for (int64_t k = 1; k < K; k++)

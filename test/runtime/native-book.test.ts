@@ -12,7 +12,7 @@ import type { ExitResult } from '../../src/runtime/early-exit';
 import { native } from '../../src/tensor/native';
 import { mulberry32 } from '../helpers/random';
 
-/** n rows of K log-probabilities (a log-softmax each), with ties, near ties and NaNs mixed in. */
+/** n rows of K log-probabilities (a log-softmax each), with ties, near ties, NaNs and out-of-range rows mixed in. */
 function logProbRows(n: number, K: number, rand: () => number): Float32Array {
   const out = new Float32Array(n * K);
   for (let i = 0; i < n; i++) {
@@ -21,6 +21,11 @@ function logProbRows(n: number, K: number, rand: () => number): Float32Array {
     if (kind < 0.15) z[K - 1] = z[0] = Math.max(...z) + 1; // an exact tie for the top
     else if (kind < 0.25) z[1] = Math.max(...z) + 1, z[0] = z[1] - 1e-7; // a near tie, first below
     else if (kind < 0.28) z[Math.floor(rand() * K)] = NaN;
+    else if (kind < 0.32) {
+      // Not a log-softmax: values past exp's float32 range (probabilities of 0 and Infinity, ties among them).
+      for (let k = 0; k < K; k++) out[i * K + k] = (rand() < 0.5 ? 1 : -1) * (90 + 400 * rand());
+      continue;
+    }
     const mx = Math.max(...z.filter((v) => !Number.isNaN(v)));
     const lse = mx + Math.log(z.reduce((s, v) => s + (Number.isNaN(v) ? 0 : Math.exp(v - mx)), 0));
     for (let k = 0; k < K; k++) out[i * K + k] = z[k] - lse;
