@@ -95,9 +95,9 @@ function timeSections(net: EarlyExitNetwork, fn: () => void): { backbone: number
   };
   for (const h of net.heads) {
     const step = h.exitStep;
-    h.exitStep = (features, prev, into) => {
+    h.exitStep = (...args) => {
       const t0 = now();
-      const out = step.call(h, features, prev, into);
+      const out = step.apply(h, args);
       spent.heads += now() - t0;
       return out;
     };
