@@ -5,6 +5,7 @@
 #include <mutex>
 #include <vector>
 #include "weight_cache.h"
+#include "args.h"
 
 namespace ztw {
 
@@ -45,21 +46,33 @@ constexpr int64_t kRowsAtOnce = 8;
 #pragma GCC push_options
 #pragma GCC target("avx512f")
 
+// Where a gathered convolution reads: sample n of x is x's sample
+// inRows[n] (else n), ReLU'd when reluIn; the addend's likewise.
+struct Gather {
+  const int32_t *inRows = nullptr, *addRows = nullptr;
+  bool reluIn = false, reluAdd = false;
+};
+
 // Output rows [begin, end) of the N * H rows: relu?(acc + add?) stored at
 // each pixel, 16 floats, channels-last.
 template <int CC, bool Add, bool Relu>
 void StoreRows(const float* x, const float* packed, const float* bias, const float* add, float* out, int64_t H, int64_t W, int64_t C, int64_t begin,
-               int64_t end) {
+               int64_t end, const Gather& g) {
   const int64_t row = (W + 2) * C;
   const __m512 bv[1] = {bias ? _mm512_loadu_ps(bias) : _mm512_setzero_ps()}, zero = _mm512_setzero_ps();
   for (int64_t t = begin; t < end;) {
     const int64_t n = t / H, y0 = t % H, rows = std::min({end - t, H - y0, kRowsAtOnce});
     float* pad = conv16::ThreadScratch((rows + 2) * row);
-    conv16::CopyPadded(x + n * H * W * C, H, W, C, y0, rows, W, pad);
+    conv16::CopyPadded(x + (g.inRows ? g.inRows[n] : n) * H * W * C, H, W, C, y0, rows, W, pad, g.reluIn);
     for (int64_t r = 0; r < rows; r++) {
       const int64_t at = (t + r) * W * 16;  // the output row's first float
+      const float* addRow = Add ? add + ((g.addRows ? g.addRows[n] : n) * H + y0 + r) * W * 16 : nullptr;
       auto store = [&](int64_t px, int, __m512 v) {
-        if constexpr (Add) v = _mm512_add_ps(v, _mm512_loadu_ps(add + at + px * 16));
+        if constexpr (Add) {
+          __m512 a = _mm512_loadu_ps(addRow + px * 16);
+          if (g.reluAdd) a = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a, zero, _CMP_LT_OQ), a, zero);  // a NaN stays NaN
+          v = _mm512_add_ps(v, a);
+        }
         if constexpr (Relu) v = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(v, zero, _CMP_LT_OQ), v, zero);  // a NaN stays NaN
         _mm512_storeu_ps(out + at + px * 16, v);
       };
@@ -73,9 +86,18 @@ void StoreRows(const float* x, const float* packed, const float* bias, const flo
 
 template <bool Add, bool Relu>
 void StoreRowsFor(int64_t C, const float* x, const float* packed, const float* bias, const float* add, float* out, int64_t H, int64_t W, int64_t begin,
-                  int64_t end) {
-  if (C == 16) return StoreRows<16, Add, Relu>(x, packed, bias, add, out, H, W, C, begin, end);
-  StoreRows<0, Add, Relu>(x, packed, bias, add, out, H, W, C, begin, end);
+                  int64_t end, const Gather& g) {
+  if (C == 16) return StoreRows<16, Add, Relu>(x, packed, bias, add, out, H, W, C, begin, end, g);
+  StoreRows<0, Add, Relu>(x, packed, bias, add, out, H, W, C, begin, end, g);
+}
+
+// The int32 row indices of a gathered input, each below `rows` (ArgError otherwise).
+const int32_t* RowIndices(const at::Tensor& idx, int64_t rows, const char* what) {
+  if (idx.scalar_type() != at::kInt || idx.dim() != 1 || !idx.is_contiguous() || !idx.device().is_cpu()) throw ArgError(std::string("conv2d: ") + what + " must be a dense int32 vector");
+  const int32_t* p = idx.data_ptr<int32_t>();
+  for (int64_t i = 0; i < idx.size(0); i++)
+    if (p[i] < 0 || p[i] >= rows) throw ArgError(std::string("conv2d: ") + what + " " + std::to_string(p[i]) + " is out of range for " + std::to_string(rows) + " rows");
+  return p;
 }
 
 }  // namespace
@@ -110,15 +132,23 @@ at::Tensor Conv16(const at::Tensor& x, const at::Tensor& w, const c10::optional<
   // Channels-last in, channels-last out, as DnnlConv would write for this input.
   if (!x.is_contiguous(at::MemoryFormat::ChannelsLast)) return {};
   if (b && (b->dim() != 1 || b->size(0) != 16 || b->scalar_type() != at::kFloat)) return {};
-  const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
+  const int64_t C = x.size(1), H = x.size(2), W = x.size(3);
+  const int64_t N = fusion.inRows ? fusion.inRows->size(0) : x.size(0);  // the output's samples
   const auto cl = at::MemoryFormat::ChannelsLast;
   at::Tensor add;
   if (fusion.add) {
-    if (fusion.add->sizes() != at::IntArrayRef({N, 16, H, W}) || fusion.add->scalar_type() != at::kFloat || !fusion.add->device().is_cpu()) return {};  // DnnlConv words the error
+    const int64_t addN = fusion.addRows ? fusion.add->size(0) : N;
+    if (fusion.add->sizes() != at::IntArrayRef({addN, 16, H, W}) || fusion.add->scalar_type() != at::kFloat || !fusion.add->device().is_cpu()) return {};  // the caller words the error
+    if (fusion.addRows && fusion.addRows->size(0) != N) return {};
     add = fusion.add->contiguous(cl);
   }
-  // Into the addend when given up, dense and apart from the input (as DnnlConv).
-  const bool into = fusion.add && fusion.accumulate && add.is_same(*fusion.add) && at::get_overlap_status(add, x) == at::MemOverlapStatus::No;
+  Gather g;
+  g.inRows = fusion.inRows ? RowIndices(*fusion.inRows, x.size(0), "inRows") : nullptr;
+  g.addRows = fusion.addRows ? RowIndices(*fusion.addRows, add.size(0), "addRows") : nullptr;
+  g.reluIn = fusion.reluIn;
+  g.reluAdd = fusion.reluAdd;
+  // Into the addend when given up, dense and apart from the input (as DnnlConv), and not gathered.
+  const bool into = fusion.add && fusion.accumulate && !fusion.addRows && add.is_same(*fusion.add) && at::get_overlap_status(add, x) == at::MemOverlapStatus::No;
   auto out = into ? add : at::empty({N, 16, H, W}, x.options().memory_format(cl));
   const auto bias = b ? b->contiguous() : at::Tensor();
   const float* packed = Conv16Weights(w);
@@ -126,10 +156,10 @@ at::Tensor Conv16(const at::Tensor& x, const at::Tensor& w, const c10::optional<
   float* op = out.data_ptr<float>();
   // Rows per task: at one 32x32 image two tasks of 16 rows, one a thread.
   at::parallel_for(0, N * H, 4, [&](int64_t begin, int64_t end) {
-    if (fusion.add && fusion.relu) return StoreRowsFor<true, true>(C, xp, packed, bp, ap, op, H, W, begin, end);
-    if (fusion.add) return StoreRowsFor<true, false>(C, xp, packed, bp, ap, op, H, W, begin, end);
-    if (fusion.relu) return StoreRowsFor<false, true>(C, xp, packed, bp, ap, op, H, W, begin, end);
-    StoreRowsFor<false, false>(C, xp, packed, bp, ap, op, H, W, begin, end);
+    if (fusion.add && fusion.relu) return StoreRowsFor<true, true>(C, xp, packed, bp, ap, op, H, W, begin, end, g);
+    if (fusion.add) return StoreRowsFor<true, false>(C, xp, packed, bp, ap, op, H, W, begin, end, g);
+    if (fusion.relu) return StoreRowsFor<false, true>(C, xp, packed, bp, ap, op, H, W, begin, end, g);
+    StoreRowsFor<false, false>(C, xp, packed, bp, ap, op, H, W, begin, end, g);
   });
   if (into) torch::autograd::impl::bump_version(out);
   return out;

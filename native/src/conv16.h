@@ -11,6 +11,7 @@
 #include <ATen/ATen.h>
 #include <immintrin.h>
 #include "dnnl_conv.h"
+#include "kernels.h"
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
@@ -46,8 +47,9 @@ float* ThreadScratch(int64_t floats);
 
 // Rows y0 - 1 .. y0 + rows of the channels-last sample xn [H, W, C],
 // columns -1 .. cols, into `pad` (rows + 2 rows of (cols + 2) * C floats):
-// zeros where the convolution's padding or an unused map edge is.
-inline void CopyPadded(const float* xn, int64_t H, int64_t W, int64_t C, int64_t y0, int64_t rows, int64_t cols, float* pad) {
+// zeros where the convolution's padding or an unused map edge is. With
+// relu, relu(x) (an input whose ReLU was left to its reader).
+inline void CopyPadded(const float* xn, int64_t H, int64_t W, int64_t C, int64_t y0, int64_t rows, int64_t cols, float* pad, bool relu = false) {
   const int64_t row = (cols + 2) * C, have = std::min(W, cols + 1);  // input columns the copy holds
   for (int64_t r = 0; r < rows + 2; r++) {
     float* to = pad + r * row;
@@ -57,7 +59,10 @@ inline void CopyPadded(const float* xn, int64_t H, int64_t W, int64_t C, int64_t
       continue;
     }
     std::memset(to, 0, sizeof(float) * C);
-    std::memcpy(to + C, xn + y * W * C, sizeof(float) * have * C);
+    if (relu)
+      ReluCopy(xn + y * W * C, to + C, have * C);
+    else
+      std::memcpy(to + C, xn + y * W * C, sizeof(float) * have * C);
     std::memset(to + (1 + have) * C, 0, sizeof(float) * (row - (1 + have) * C));
   }
 }

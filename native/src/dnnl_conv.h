@@ -17,6 +17,16 @@ struct ConvFusion {
    * its memory (and is then returned as that tensor).
    */
   bool accumulate = false;
+  /**
+   * Gathered inputs, for a runtime whose batch narrows after an exit: the
+   * convolution reads rows inRows of x (int32 [n]; its output has n rows)
+   * and adds rows addRows of the addend, instead of copies of them; with
+   * reluIn / reluAdd their ReLU on the way (maps handed out before it).
+   * Inference only. Conv16 reads through them; elsewhere Conv2d makes the
+   * copies first.
+   */
+  c10::optional<at::Tensor> inRows, addRows;
+  bool reluIn = false, reluAdd = false;
 };
 
 /** Whether DnnlConv serves these arguments (float32 CPU 4-D, no gradient wanted, oneDNN on). */

@@ -18,6 +18,10 @@ inline at::MemoryFormat DenseFormat(const at::Tensor& x) {
   return cl ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
 }
 
+// Rows `rows` (int32 or int64 [n]) of x along dim 0, in x's memory format,
+// relu'd when asked (ops_exits.cc: the runtime's copy after an exit).
+at::Tensor TakeRows(const at::Tensor& x, const at::Tensor& rows, bool relu);
+
 // out = max(x, 0) through our own loop (kernels.h), both float32 CPU and
 // dense in x's DenseFormat (out may be x itself, whose version it then bumps).
 void ReluDense(const at::Tensor& x, at::Tensor& out);

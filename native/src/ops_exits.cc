@@ -168,10 +168,7 @@ static void MoveRows(const float* src, float* dst, const int64_t* rows, int64_t 
 // 128 (the whole early-exit run 0.59-0.60 of the plain forward's time,
 // against 0.56-0.58 with the copy). Packing whole rows per thread in place
 // took as long as the copy.
-ZTW_OP(takeRows) {
-  const auto& x = a.t(0);
-  const auto& rows = a.t(1);
-  const bool relu = a.has(2) && a.b(2);
+at::Tensor ztw::TakeRows(const at::Tensor& x, const at::Tensor& rows, bool relu) {
   const auto fmt = DenseFormat(x);
   const bool grad = at::GradMode::is_enabled() && x.requires_grad();
   if (!grad && x.dim() >= 1 && x.scalar_type() == at::kFloat && x.device().is_cpu() && x.is_contiguous(fmt) && rows.dim() == 1 &&
@@ -185,11 +182,12 @@ ZTW_OP(takeRows) {
     sizes[0] = n;
     auto out = at::empty(sizes, x.options().memory_format(fmt));
     MoveRows(x.data_ptr<float>(), out.data_ptr<float>(), ip, n, row, relu);
-    return a.ret(out);
+    return out;
   }
   auto out = fmt == at::MemoryFormat::ChannelsLast ? x.permute({0, 2, 3, 1}).index_select(0, rows).permute({0, 3, 1, 2}) : at::index_select(x, 0, rows);
-  return a.ret(relu ? out.relu_() : out);
+  return relu ? out.relu_() : out;
 }
+ZTW_OP(takeRows) { return a.ret(TakeRows(a.t(0), a.t(1), a.has(2) && a.b(2))); }
 
 // icHead(features, convW?, convB?, stride, padding, alpha?, poolKernel, fcW, fcB?, prevLogits?, logProbsInto?, book?, exit?, tau?)
 //   -> [logits, logProbs], or with logProbsInto the logits alone

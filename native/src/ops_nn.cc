@@ -31,6 +31,19 @@ ZTW_OP(linear) { return a.ret(at::linear(a.t(0), a.t(1), Opt(a, 2))); }
 at::Tensor ztw::Conv2d(const at::Tensor& x, const at::Tensor& w, const c10::optional<at::Tensor>& b, at::IntArrayRef stride,
                        at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups, const ConvFusion& fusion) {
   if (auto y = Conv16(x, w, b, stride, padding, dilation, groups, fusion); y.defined()) return y;
+  if (fusion.inRows || fusion.addRows || fusion.reluIn || fusion.reluAdd) {
+    // Gathered inputs where our loop does not serve: their copies, then the plain call.
+    if (at::GradMode::is_enabled() && (x.requires_grad() || w.requires_grad())) throw ArgError("conv2d: gathered inputs are for inference without gradients");
+    const auto gathered = [](const at::Tensor& t, const c10::optional<at::Tensor>& rows, bool relu) {
+      if (rows) return TakeRows(t, *rows, relu);
+      return relu ? at::relu(t) : t;
+    };
+    ConvFusion plain;
+    plain.relu = fusion.relu;
+    if (fusion.add) plain.add = gathered(*fusion.add, fusion.addRows, fusion.reluAdd);
+    plain.accumulate = fusion.add && (fusion.addRows || fusion.reluAdd || fusion.accumulate);  // a copy of ours, or given up
+    return Conv2d(gathered(x, fusion.inRows, fusion.reluIn), w, b, stride, padding, dilation, groups, plain);
+  }
   if (DnnlConvServes(x, w, groups)) return DnnlConv(x, w, b, stride, padding, dilation, groups, fusion);
   auto y = at::conv2d(x, w, b, stride, padding, dilation, groups);
   if (fusion.add) y = y + *fusion.add;
@@ -44,15 +57,19 @@ void ztw::ReluDense(const at::Tensor& x, at::Tensor& out) {
   if (out.is_same(x)) torch::autograd::impl::bump_version(out);
 }
 
-// convFused(x, weight, bias?, stride[2], padding[2], dilation[2], groups, relu, add?, consumeAdd?, reluInput?):
+// convFused(x, weight, bias?, stride[2], padding[2], dilation[2], groups, relu, add?, consumeAdd?, reluInput?, inRows?, addRows?, reluAdd?):
 // relu?(conv2d(x) + add?), for inference in one pass over the output; with
 // consumeAdd the result may be written into the addend's memory. With
 // reluInput (the caller gives x's values up, no gradients) x becomes relu(x)
 // in its own memory first, in this call: a staged ResNet hands its taps out
 // before the block's final ReLU, and that ReLU as a call of its own cost a
 // crossing (and a handle to free) per block at batch 1.
+// With inRows (int32 [n]) the convolution reads rows inRows of x (the
+// output has n), with reluInput their ReLU on the way and x untouched; with
+// addRows the rows of the addend likewise, reluAdd its ReLU (ConvFusion).
 ZTW_OP(convFused) {
-  if (a.has(10) && a.b(10)) {
+  const bool gather = a.has(11);
+  if (a.has(10) && a.b(10) && !gather) {
     auto& x = a.t(0);
     if ((at::GradMode::is_enabled() && x.requires_grad()) || x.scalar_type() != at::kFloat || !x.device().is_cpu() || !x.is_contiguous(DenseFormat(x)))
       throw ArgError("convFused: reluInput needs a dense float32 CPU input without gradients");
@@ -62,6 +79,12 @@ ZTW_OP(convFused) {
   fusion.relu = a.b(7);
   fusion.add = Opt(a, 8);
   fusion.accumulate = a.has(9) && a.b(9);
+  if (gather) {
+    fusion.inRows = a.t(11);
+    fusion.reluIn = a.has(10) && a.b(10);
+  }
+  fusion.addRows = Opt(a, 12);
+  fusion.reluAdd = a.has(13) && a.b(13);
   return a.ret(Conv2d(a.t(0), a.t(1), Opt(a, 2), a.ints(3), a.ints(4), a.ints(5), a.i64(6), fusion));
 }
 // batchNorm(x, weight?, bias?, runningMean?, runningVar?, training, momentum, eps):

@@ -2,7 +2,9 @@
 // that yields the features at each tap point and returns the final logits.
 // The caller may send back an int32 or int64 index of the rows to keep, so that a
 // batched runtime carries only the samples that have not exited yet; the
-// backbone then goes on with its own narrowed copy (keepRows).
+// backbone then goes on with its own narrowed copy (keepRows), or reads the
+// kept rows of the tap through the index (BlockOptions.rows): the index,
+// like the tap, must stay valid until the backbone's next yield.
 // A backbone uses a yielded tensor only until it yields the next one (or
 // returns): from then on the tensor is the caller's, which may free it.
 // releaseTaps() does so for callers that read each tap before resuming.
@@ -99,6 +101,12 @@ export interface BlockOptions {
    * convolution's call, in the input's memory (see reluPending).
    */
   reluInput?: boolean;
+  /**
+   * Only these rows of the input (an int32 index) go on: the block reads
+   * them through the index, without a copy (with reluInput, their ReLU on
+   * the way). The input stays the caller's and unchanged.
+   */
+  rows?: Tensor;
 }
 
 /**
@@ -140,6 +148,15 @@ export function keepRows(x: Tensor, rows: Tensor | undefined): Tensor {
  */
 export function reluPending(rows: Tensor | undefined, inPlace: boolean): boolean {
   return !rows && mayOverwrite(inPlace);
+}
+
+/**
+ * Whether a block may read the kept rows of a tap through their index
+ * (BlockOptions.rows) rather than from a copy: an int32 index, no gradients,
+ * no profiler (which counts the copy as an op).
+ */
+export function readsThroughRows(rows: Tensor | undefined): rows is Tensor {
+  return rows !== undefined && rows.dtype === 'int32' && !isGradEnabled() && !profiling();
 }
 
 /**

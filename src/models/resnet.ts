@@ -1,6 +1,6 @@
 // CIFAR ResNets (ResNet-20/56/110: basic blocks, 16/32/64 channels) and the
 // tap after each block's `conv + shortcut`, before its last ReLU.
-import { Backbone, forwardBlocks, reluKeepRows, reluPending, type BackboneOptions, type BlockOptions, type StagedForward, type StagedOptions, type TapInfo } from './backbone';
+import { Backbone, forwardBlocks, readsThroughRows, reluKeepRows, reluPending, type BackboneOptions, type BlockOptions, type StagedForward, type StagedOptions, type TapInfo } from './backbone';
 import { Module } from '../nn/module';
 import { BatchNorm2d, Conv2d, Linear, Sequential } from '../nn/layers';
 import { convBn } from '../nn/fused';
@@ -32,7 +32,31 @@ export class BasicBlock extends Module {
   forward(x: Tensor, options: BlockOptions = {}): Tensor {
     return this.block(x, true, options);
   }
-  private block(x: Tensor, relu: boolean, { consumeInput = false, reluInput = false }: BlockOptions): Tensor {
+  /**
+   * Whether the block reads kept rows through their index (BlockOptions.rows)
+   * without a copy: an identity block of 16 channels, whose convolutions the
+   * 16-channel loop runs (native/src/conv16.cc); elsewhere each convolution
+   * would copy the rows itself.
+   */
+  get readsRows(): boolean {
+    const { inChannels, outChannels, stride } = this.options;
+    return !this.shortcut && inChannels === 16 && outChannels === 16 && stride === 1;
+  }
+
+  private block(x: Tensor, relu: boolean, { consumeInput = false, reluInput = false, rows }: BlockOptions): Tensor {
+    if (rows) {
+      if (!this.readsRows) {
+        const kept = x.takeRows(rows, { relu: reluInput });
+        const out = this.block(kept, relu, { consumeInput: true });
+        kept.dispose();
+        return out;
+      }
+      // The stage-1 copy after an exit was ~1-2 us a row in situ at batch 128: read through the index instead.
+      const r = convBn(this.conv1, this.bn1, x, { relu: true, reluInput, inRows: rows });
+      const out = convBn(this.conv2, this.bn2, r, { add: x, relu, addRows: rows, reluAdd: reluInput });
+      r.dispose();
+      return out;
+    }
     // Intermediates are freed as soon as they are used (autograd keeps its
     // own references): a pass then reuses cache-warm blocks instead of
     // holding every activation of the network until its scope ends.
@@ -92,12 +116,15 @@ export class CifarResNet extends Backbone {
   *staged(x: Tensor, { consumeTaps = false }: StagedOptions = {}): StagedForward {
     let h = this.stem(x);
     let pending = false; // h is the last tap, its ReLU left to the next block
-    for (const block of this.blocks) {
-      const tap = block.preActivation(h, { consumeInput: true, reluInput: pending });
-      if (!pending) h.dispose(); // the block's input; a tap stays the caller's
+    let through: Tensor | undefined; // h is the last tap (the caller's), of which these rows go on, read through the index
+    for (const [i, block] of this.blocks.entries()) {
+      const tap = block.preActivation(h, through ? { reluInput: true, rows: through } : { consumeInput: true, reluInput: pending });
+      if (!pending && !through) h.dispose(); // the block's input; a tap stays the caller's
       const rows = yield tap;
-      pending = reluPending(rows, consumeTaps);
-      h = pending ? tap : reluKeepRows(tap, rows, consumeTaps);
+      // The caller's index stays valid until the next yield, as the tap does.
+      through = readsThroughRows(rows) && this.blocks[i + 1]?.readsRows ? rows : undefined;
+      pending = !through && reluPending(rows, consumeTaps);
+      h = pending || through ? tap : reluKeepRows(tap, rows, consumeTaps);
     }
     return this.head(pending ? F.relu(h, { inPlace: true }) : h);
   }

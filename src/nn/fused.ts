@@ -67,6 +67,15 @@ export interface ConvEpilogue {
    * gradients only.
    */
   reluInput?: boolean;
+  /**
+   * Read rows inRows (int32) of x, and addRows of the addend, instead of
+   * copies of them (reluInput then applies on the way and x stays as it
+   * is; reluAdd is the addend's ReLU): a batch narrowed after an exit.
+   * Without gradients only.
+   */
+  inRows?: Tensor;
+  addRows?: Tensor;
+  reluAdd?: boolean;
 }
 
 /**
@@ -75,7 +84,19 @@ export interface ConvEpilogue {
  * store, a ResNet block makes 3 passes over its maps instead of 5.
  */
 export function convBn(conv: Conv2d, bn: BatchNorm2d, x: Tensor, epilogue: ConvEpilogue = {}): Tensor {
-  const { add, relu = false, consumeAdd = false, reluInput = false } = epilogue;
+  const { add, relu = false, consumeAdd = false, reluInput = false, inRows, addRows, reluAdd = false } = epilogue;
+  if (inRows || addRows || reluAdd) {
+    if (isGradEnabled()) throw new Error('convBn: gathered inputs are for inference without gradients');
+    if (!canFuse(conv, bn)) {
+      // The copies the fused call would have read through, then the separate ops.
+      const xs = inRows ? x.takeRows(inRows, { relu: reluInput }) : x;
+      const adds = add && (addRows || reluAdd) ? (addRows ? add.takeRows(addRows, { relu: reluAdd }) : F.relu(add)) : add;
+      const y = convBn(conv, bn, xs, { add: adds, relu, reluInput: reluInput && !inRows });
+      if (xs !== x) xs.dispose();
+      if (adds !== add) adds?.dispose();
+      return y;
+    }
+  }
   if (!canFuse(conv, bn)) {
     if (reluInput) reluInPlace(x);
     const y = conv.forward(x);
@@ -85,8 +106,8 @@ export function convBn(conv: Conv2d, bn: BatchNorm2d, x: Tensor, epilogue: ConvE
   }
   const f = folded(conv, bn);
   const { stride, padding, dilation, groups } = conv.options;
-  if (!add && !relu && !reluInput) return F.conv2d(x, f.weight, f.bias, { stride, padding, dilation, groups });
-  return F.conv2dFused(x, f.weight, f.bias, { stride, padding, dilation, groups }, { add, relu, consumeAdd, reluInput });
+  if (!add && !relu && !reluInput && !inRows) return F.conv2d(x, f.weight, f.bias, { stride, padding, dilation, groups });
+  return F.conv2dFused(x, f.weight, f.bias, { stride, padding, dilation, groups }, { add, relu, consumeAdd, reluInput, inRows, addRows, reluAdd });
 }
 
 function reluInPlace(x: Tensor): void {

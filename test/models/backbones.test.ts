@@ -262,3 +262,43 @@ test('releaseTaps: a caller that stops early ends the backbone\'s pass; the tap 
     assert.ok(!second.done && !second.value.isDisposed, 'the current tap is still the caller\'s');
   });
 });
+
+test('resnet20: an int32 index of kept rows is read through by the 16-channel blocks (no copy), with the numbers of the copied rows and the taps untouched', () => {
+  manualSeed(8);
+  const model = createBackbone('resnet20', { inChannels: 1 }).eval();
+  try {
+    noGrad(() =>
+      tidy(() => {
+        // Stage 1 (taps 0-2) narrows twice, stage 2 once; int64 indices take the copy path.
+        const keepAt: Record<number, number[]> = { 0: [0, 2, 3, 5, 6], 1: [4, 0, 2], 4: [1, 2] };
+        for (const layout of ['channels_last', 'contiguous'] as const) {
+          const x = randn([7, 1, 32, 32]).contiguous(layout);
+          const pass = (dtype: 'int32' | 'int64') => {
+            const taps: Tensor[] = [];
+            const atYield: number[][] = [];
+            const gen = model.staged(x);
+            let r = gen.next();
+            for (let i = 0; !r.done; i++) {
+              taps.push(r.value);
+              atYield.push(r.value.toNumbers());
+              const keep = keepAt[i];
+              r = gen.next(keep ? (dtype === 'int32' ? tensor(keep, [keep.length], 'int32') : tensor(BigInt64Array.from(keep, BigInt), [keep.length], 'int64')) : undefined);
+            }
+            taps.forEach((t, i) => assert.deepEqual(t.toNumbers(), atYield[i], `${layout} ${dtype}: tap ${i} unchanged after the pass`));
+            return { taps: atYield, logits: r.value.toNumbers() };
+          };
+          const through = pass('int32');
+          const copied = pass('int64');
+          through.taps.forEach((t, i) => assert.deepEqual(t, copied.taps[i], `${layout}: tap ${i}`));
+          assert.deepEqual(through.logits, copied.logits, `${layout}: logits`);
+        }
+        // A bad index is an error, not a read outside the map.
+        const gen = model.staged(randn([3, 1, 32, 32]).contiguous('channels_last'));
+        gen.next();
+        assert.throws(() => gen.next(tensor([0, 5], [2], 'int32')), /out of range/);
+      }),
+    );
+  } finally {
+    model.dispose();
+  }
+});
