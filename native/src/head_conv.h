@@ -19,9 +19,7 @@ namespace ztw {
 // no gradients, AVX-512. Sessions 11-12 ran it only up to batch 4: oneDNN
 // and the pooling pass were as fast from 8 on. With each window's max and
 // sum folded in registers (session 13) it is 7-13% faster than they are at
-// 6 to 128 samples (16- and 32-channel heads, alternating in one process),
-// and whole early-exit runs of ResNet-56 at batch 128 took 0.542-0.549 of
-// the plain forward's time against 0.560-0.562 with batches above 4 unfused.
+// 6 to 128 samples (16- and 32-channel heads, alternating in one process).
 // Otherwise an undefined tensor, and the caller composes the convolution and
 // the pooling. Each served sample's numbers are the same whatever the batch
 // and the threads.
