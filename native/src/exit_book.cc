@@ -4,6 +4,7 @@
 #include <mutex>
 #include <string>
 #include <unordered_set>
+#include <utility>
 #include "op.h"
 
 namespace ztw {
@@ -20,28 +21,36 @@ LiveBooks& Live() {
   return live;
 }
 
-// The data of typed array `name` of `memory`: exactly n values of `type`.
+// The data and length of a typed array of `type` (ArgError naming `what` otherwise).
 template <class T>
-T* TypedField(const Napi::Object& memory, const char* name, napi_typedarray_type type, size_t n) {
-  const Napi::Value v = memory.Get(name);
+std::pair<T*, size_t> TypedData(const Napi::Value& v, napi_typedarray_type type, const std::string& what) {
   napi_typedarray_type got;
   size_t length = 0;
   void* data = nullptr;
-  if (!v.IsTypedArray() || napi_get_typedarray_info(v.Env(), v, &got, &length, &data, nullptr, nullptr) != napi_ok || got != type)
-    throw ArgError(std::string("exitBookNew: memory.") + name + " has the wrong type");
-  if (length != n) throw ArgError(std::string("exitBookNew: memory.") + name + " holds " + std::to_string(length) + " values, " + std::to_string(n) + " expected");
-  return static_cast<T*>(data);
+  if (!v.IsTypedArray() || napi_get_typedarray_info(v.Env(), v, &got, &length, &data, nullptr, nullptr) != napi_ok || got != type) throw ArgError(what);
+  return {static_cast<T*>(data), length};
 }
 
+// Exactly n values of a typed array of `type`.
+template <class T>
+T* TypedData(const Napi::Value& v, napi_typedarray_type type, size_t n, const std::string& name, const std::string& wrongType) {
+  const auto [data, length] = TypedData<T>(v, type, wrongType);
+  if (length != n) throw ArgError(name + " holds " + std::to_string(length) + " values, " + std::to_string(n) + " expected");
+  return data;
+}
+
+// Typed array `name` of `memory`: exactly n values of `type`.
+template <class T>
+T* TypedField(const Napi::Object& memory, const char* name, napi_typedarray_type type, size_t n) {
+  const std::string field = std::string("exitBookNew: memory.") + name;
+  return TypedData<T>(memory.Get(name), type, n, field, field + " has the wrong type");
+}
+
+// Argument i as n doubles (a Float64Array), or none when absent.
 std::vector<double> Doubles(const Args& a, size_t i, size_t n, const char* what) {
   if (!a.has(i)) return {};
-  napi_typedarray_type type;
-  size_t length = 0;
-  void* data = nullptr;
-  if (!a.raw(i).IsTypedArray() || napi_get_typedarray_info(a.env(), a.raw(i), &type, &length, &data, nullptr, nullptr) != napi_ok || type != napi_float64_array)
-    throw ArgError(std::string("exitBookNew: ") + what + " must be a Float64Array");
-  if (length != n) throw ArgError(std::string("exitBookNew: ") + what + " holds " + std::to_string(length) + " values, " + std::to_string(n) + " expected");
-  const double* d = static_cast<const double*>(data);
+  const std::string name = std::string("exitBookNew: ") + what;
+  const double* d = TypedData<double>(a.raw(i), napi_float64_array, n, name, name + " must be a Float64Array");
   return std::vector<double>(d, d + n);
 }
 
@@ -191,9 +200,7 @@ ZTW_OP(exitBookNew) {
 ZTW_OP(exitBookStep) {
   auto* book = ExitBook::From(a.raw(0), 0);
   const int64_t m = a.i64(1);
-  if (!a.has(2) || !a.raw(2).IsTypedArray()) throw ArgError("exitBookStep: logProbs must be a Float32Array");
-  const size_t values = a.raw(2).As<Napi::TypedArray>().ElementLength();
+  const auto [lp, values] = TypedData<float>(a.raw(2), napi_float32_array, "exitBookStep: logProbs must be a Float32Array");
   if (values % static_cast<size_t>(book->K()) != 0) throw ArgError("exitBookStep: " + std::to_string(values) + " log-probabilities are not rows of " + std::to_string(book->K()));
-  const float* lp = a.floatsInto(2, values);
   return a.ret(static_cast<double>(book->Step(m, lp, static_cast<int64_t>(values) / book->K(), a.d(3), a.b(4))));
 }

@@ -103,7 +103,6 @@ void Units(const float* x, const float* packed, const float* bias, float alpha, 
 #pragma GCC diagnostic pop
 #pragma GCC pop_options
 
-
 // 64-channel heads run fused (two passes of two blocks) up to this batch:
 // 20.1 against 22.2 us at one sample, 13.0 against 13.7 at 8, where oneDNN
 // and the pooling pass won from 32 on (13.6 against 12.3, 12.2 against 11.0

@@ -47,8 +47,8 @@ export class EarlyExitRuntime {
   private readonly modules: Module[];
   /** The exit bookkeeping's memory, kept from call to call (run is synchronous). */
   private bookBuffers?: ExitBookBuffers;
-  /** The native book for the last batch size and ensemble weights, and the heads' room for log-probabilities. */
-  private nativeBookCache?: { book: NativeExitBook; room: Float32Array };
+  /** The native book for the last batch size and ensemble weights. */
+  private nativeBookCache?: NativeExitBook;
 
   constructor(readonly net: EarlyExitNetwork, readonly ensembles: ExitEnsembles | null, readonly costs: CostModel) {
     this.numExits = net.numExits;
@@ -89,7 +89,7 @@ export class EarlyExitRuntime {
         const jsRes: ExitResult | undefined = nativeBook ? undefined : { prediction: new Int32Array(N), probs: new Float32Array(N * K), exitIndex: new Int32Array(N), cost: new Float64Array(N) };
         const book = jsRes ? new ExitBook(combiner, jsRes, policy, N, K, M, this.bookBuffers) : undefined;
         if (book) this.bookBuffers = book.buffers;
-        const room = nativeBook ? this.headRoom(N) : (book as ExitBook).buffers.head;
+        const room = nativeBook ? nativeBook.room : (book as ExitBook).buffers.head;
         let prevLogits: Tensor | undefined;
         let keep: Tensor | undefined;
         let head = 0;
@@ -131,17 +131,8 @@ export class EarlyExitRuntime {
   /** The native book for a batch of N under this combiner, made once and reused while both stay. */
   private nativeBook(combiner: ExitCombiner | null, N: number): NativeExitBook {
     const c = this.nativeBookCache;
-    if (c && c.book.N === N && c.book.combiner === combiner) return c.book;
-    const book = new NativeExitBook(combiner, N, this.numClasses, this.numExits, this.costs.exitCosts);
-    this.nativeBookCache = { book, room: new Float32Array(N * this.numClasses) };
-    return book;
-  }
-
-  /** Room for one exit's log-probabilities at batch N (the native book's). */
-  private headRoom(N: number): Float32Array {
-    const c = this.nativeBookCache;
-    if (!c || c.book.N !== N) throw new Error('EarlyExitRuntime: no native book for this batch');
-    return c.room;
+    if (c && c.N === N && c.combiner === combiner) return c;
+    return (this.nativeBookCache = new NativeExitBook(combiner, N, this.numClasses, this.numExits, this.costs.exitCosts));
   }
 
   /**

@@ -26,6 +26,8 @@ export interface ExitAnswers {
 export class NativeExitBook {
   /** The native book, for a head's call. */
   readonly handle: unknown;
+  /** Room for one exit's log-probabilities ([N * K]), for a head to write into. */
+  readonly room: Float32Array;
   private readonly memory: ExitAnswers & { store: Float32Array; rows: Int32Array; stay: Int32Array; state: Int32Array };
 
   /** Whether the native book serves this ensemble (none, or the geometric one) and rule (confidence). */
@@ -54,6 +56,7 @@ export class NativeExitBook {
       combiner.spec.weights.forEach((w, m) => weights?.set(Array.from(w), (m * (m + 1)) / 2));
       combiner.spec.bias.forEach((b, m) => bias?.set(Array.from(b as ArrayLike<number>), m * K));
     }
+    this.room = new Float32Array(N * K);
     this.handle = native.exitBookNew(N, K, M, weights, bias, Float64Array.from(costs), this.memory);
   }
 
