@@ -90,8 +90,21 @@ inline int64_t Argmax(const float* q, int64_t K, float* scratch, float* top) {
 
 }  // namespace
 
+// See exit_book.h. Rows below `kept` that stay are found by stay[j] == j
+// once placed: a place that is not theirs still holds an entry above j.
+void FillOrder(int32_t* stay, int64_t kept, int32_t* tail) {
+  int64_t p = kept;
+  while (p > 0 && stay[p - 1] >= kept) p--;
+  const int64_t q = kept - p;
+  std::memcpy(tail, stay + p, sizeof(int32_t) * static_cast<size_t>(q));
+  // Descending: stay[i] >= i, so each lands at or past its place, beyond every entry still to read.
+  for (int64_t i = p - 1; i >= 0; i--) stay[stay[i]] = stay[i];
+  for (int64_t j = 0, t = 0; t < q; j++)
+    if (stay[j] != j) stay[j] = tail[t++];
+}
+
 ExitBook::ExitBook(int64_t N, int64_t K, int64_t M, std::vector<double> weights, std::vector<double> bias, std::vector<double> costs, const Napi::Object& memory)
-    : N_(N), K_(K), M_(M), weights_(std::move(weights)), bias_(std::move(bias)), costs_(std::move(costs)), z_(K), q_(K), p_(K) {
+    : N_(N), K_(K), M_(M), weights_(std::move(weights)), bias_(std::move(bias)), costs_(std::move(costs)), z_(K), q_(K), p_(K), tail_(N) {
   const auto n = static_cast<size_t>(N), k = static_cast<size_t>(K);
   store_ = TypedField<float>(memory, "store", napi_float32_array, static_cast<size_t>(M) * n * k);
   probs_ = TypedField<float>(memory, "probs", napi_float32_array, n * k);
@@ -169,7 +182,8 @@ int64_t ExitBook::Step(int64_t m, const float* lp, int64_t n, double tau, bool f
     cost_[r] = costs_[m];
     std::memcpy(probs_ + src, p, sizeof(float) * static_cast<size_t>(K));
   }
-  for (int64_t j = 0; j < kept; j++) rows_[j] = rows_[stay_[j]];  // stay is ascending: in place
+  FillOrder(stay_, kept, tail_.data());
+  for (int64_t j = 0; j < kept; j++) rows_[j] = rows_[stay_[j]];  // reads row j itself or one from `kept` on: in place
   running_ = kept;
   next_ = m + 1;
   state_[0] = static_cast<int32_t>(kept);

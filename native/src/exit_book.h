@@ -19,6 +19,13 @@
 
 namespace ztw {
 
+// The books' order of the rows that stay, from their ascending positions
+// stay[0..kept): a row below `kept` keeps its place, and each place a
+// leaving row frees goes to a row from `kept` on, in ascending order (so
+// that takeRows inPlace moves only those). tail: room for `kept` entries.
+// The JS ExitBook orders them the same (fillOrder in onnx-core.ts).
+void FillOrder(int32_t* stay, int64_t kept, int32_t* tail);
+
 class ExitBook {
  public:
   // N samples, K classes, M exits; weights: exit m's m + 1 member weights at
@@ -31,7 +38,7 @@ class ExitBook {
 
   // Exit m's log-probabilities of the n running rows ([n * K]): answers the
   // rows that leave (all of them when final), narrows the running rows to the
-  // others, writes their positions among the running rows to `stay` and
+  // others, writes their positions among the running rows (in FillOrder) to `stay` and
   // their count to state[0], and returns it. Exit 0 starts a pass over the
   // whole batch; any other exit must follow the previous one.
   int64_t Step(int64_t m, const float* logProbs, int64_t n, double tau, bool final);
@@ -40,6 +47,8 @@ class ExitBook {
   static ExitBook* From(const Napi::Value& v, size_t index);
 
   int64_t K() const { return K_; }
+  // The positions Step wrote (its return value long).
+  const int32_t* Stay() const { return stay_; }
 
  private:
   const int64_t N_, K_, M_;
@@ -51,6 +60,7 @@ class ExitBook {
   int64_t running_ = 0, next_ = 0;
   std::vector<double> z_;
   std::vector<float> q_, p_;
+  std::vector<int32_t> tail_;
 };
 
 }  // namespace ztw

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <limits>
 #include <vector>
+#include <torch/csrc/autograd/variable.h>
 #include "op.h"
 #include "nn.h"
 #include "kernels.h"
@@ -158,6 +159,23 @@ static void MoveRows(const float* src, float* dst, const int64_t* rows, int64_t 
   });
 }
 
+// The rows index as int64, every entry checked against x's N rows.
+static at::Tensor CheckedRows(const at::Tensor& rows, int64_t N, const char* op) {
+  auto idx = rows.to(at::kLong).contiguous();
+  const int64_t* ip = idx.data_ptr<int64_t>();
+  for (int64_t i = 0; i < idx.size(0); i++)
+    if (ip[i] < 0 || ip[i] >= N) throw ArgError(std::string(op) + ": row " + std::to_string(ip[i]) + " is out of range for " + std::to_string(N) + " rows");
+  return idx;
+}
+
+// Whether takeRows' fast loop serves x and rows: float32 dense in its memory
+// format, no gradient, an int32 or int64 vector index.
+static bool RowsLoopServes(const at::Tensor& x, const at::Tensor& rows) {
+  const bool grad = at::GradMode::is_enabled() && x.requires_grad();
+  return !grad && x.dim() >= 1 && x.scalar_type() == at::kFloat && x.device().is_cpu() && x.is_contiguous(DenseFormat(x)) && rows.dim() == 1 &&
+         (rows.scalar_type() == at::kInt || rows.scalar_type() == at::kLong);
+}
+
 // takeRows(x, rows int32|int64 [n], relu?): rows of x along dim 0, in the
 // memory format x has (index_select makes channels-last inputs contiguous
 // NCHW, and every later convolution then paid for reordering them), with an
@@ -167,27 +185,55 @@ static void MoveRows(const float* src, float* dst, const int64_t* rows, int64_t 
 // by the other core: the steps after each exit ran up to 20% slower at batch
 // 128 (the whole early-exit run 0.59-0.60 of the plain forward's time,
 // against 0.56-0.58 with the copy). Packing whole rows per thread in place
-// took as long as the copy.
+// took as long as the copy. (takeRowsInPlace moves only the rows that must.)
 at::Tensor ztw::TakeRows(const at::Tensor& x, const at::Tensor& rows, bool relu) {
-  const auto fmt = DenseFormat(x);
-  const bool grad = at::GradMode::is_enabled() && x.requires_grad();
-  if (!grad && x.dim() >= 1 && x.scalar_type() == at::kFloat && x.device().is_cpu() && x.is_contiguous(fmt) && rows.dim() == 1 &&
-      (rows.scalar_type() == at::kInt || rows.scalar_type() == at::kLong)) {
-    const auto idx = rows.to(at::kLong).contiguous();
-    const int64_t N = x.size(0), n = idx.size(0), row = N ? x.numel() / N : 0;
-    const int64_t* ip = idx.data_ptr<int64_t>();
-    for (int64_t i = 0; i < n; i++)
-      if (ip[i] < 0 || ip[i] >= N) throw ArgError("takeRows: row " + std::to_string(ip[i]) + " is out of range for " + std::to_string(N) + " rows");
+  if (RowsLoopServes(x, rows)) {
+    const auto fmt = DenseFormat(x);
+    const int64_t N = x.size(0), row = N ? x.numel() / N : 0;
+    const auto idx = CheckedRows(rows, N, "takeRows");
+    const int64_t n = idx.size(0);
     auto sizes = x.sizes().vec();
     sizes[0] = n;
     auto out = at::empty(sizes, x.options().memory_format(fmt));
-    MoveRows(x.data_ptr<float>(), out.data_ptr<float>(), ip, n, row, relu);
+    MoveRows(x.data_ptr<float>(), out.data_ptr<float>(), idx.data_ptr<int64_t>(), n, row, relu);
     return out;
   }
+  const auto fmt = DenseFormat(x);
   auto out = fmt == at::MemoryFormat::ChannelsLast ? x.permute({0, 2, 3, 1}).index_select(0, rows).permute({0, 3, 1, 2}) : at::index_select(x, 0, rows);
   return relu ? out.relu_() : out;
 }
 ZTW_OP(takeRows) { return a.ret(TakeRows(a.t(0), a.t(1), a.has(2) && a.b(2))); }
+
+// takeRowsInPlace(x, rows int32|int64 [k]): takeRows(x, rows) in x's own
+// memory when every rows[j] is j or at least k (the exit books' order: the
+// place of a row that leaves goes to a row from past the k-th): only those
+// rows move, whole rows per thread, and the answer is a view of x's first k
+// rows. After an exit at batch 128 a few rows move where the copy wrote every
+// survivor (stages 2-3 of ResNet-56: ~2-3 us a survivor in situ). Any other
+// index, or x in a form the loop does not serve: a copy, as takeRows. x is
+// the caller's to give up: its rows may be overwritten.
+static at::Tensor TakeRowsInPlace(const at::Tensor& x, const at::Tensor& rows) {
+  if (!RowsLoopServes(x, rows)) return TakeRows(x, rows, false);
+  const int64_t N = x.size(0), row = N ? x.numel() / N : 0;
+  const auto idx = CheckedRows(rows, N, "takeRowsInPlace");
+  const int64_t k = idx.size(0);
+  const int64_t* ip = idx.data_ptr<int64_t>();
+  std::vector<int64_t> to, from;  // rows to write (all below k) from rows never written (k and above)
+  for (int64_t j = 0; j < k; j++) {
+    if (ip[j] == j) continue;
+    if (ip[j] < k) return TakeRows(x, rows, false);
+    to.push_back(j);
+    from.push_back(ip[j]);
+  }
+  float* base = x.data_ptr<float>();
+  const int64_t moves = static_cast<int64_t>(to.size());
+  at::parallel_for(0, moves, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, row)), [&](int64_t r0, int64_t r1) {
+    for (int64_t i = r0; i < r1; i++) std::memcpy(base + to[i] * row, base + from[i] * row, sizeof(float) * row);
+  });
+  if (moves) torch::autograd::impl::bump_version(x);
+  return x.narrow(0, 0, k);
+}
+ZTW_OP(takeRowsInPlace) { return a.ret(TakeRowsInPlace(a.t(0), a.t(1))); }
 
 // icHead(features, convW?, convB?, stride, padding, alpha?, poolKernel, fcW, fcB?, prevLogits?, logProbsInto?, book?, exit?, tau?)
 //   -> [logits, logProbs], or with logProbsInto the logits alone
@@ -199,7 +245,9 @@ ZTW_OP(takeRows) { return a.ret(TakeRows(a.t(0), a.t(1), a.has(2) && a.b(2))); }
 // log-probabilities are written into it: the runtime reads them at once,
 // and a fresh typed array took ~2.7 us of a ~35 us head at batch 1. With a
 // book (exitBookNew; logProbsInto required) the head also takes its exit's
-// step of the confidence rule (exit_book.h): one crossing an exit.
+// step of the confidence rule (exit_book.h): one crossing an exit; when some
+// samples leave and some stay, it answers [logits of the rows that stay,
+// their positions (int32)] instead of the logits.
 ZTW_OP(icHead) {
   at::Tensor h = a.t(0);
   float* into = nullptr;
@@ -220,7 +268,16 @@ ZTW_OP(icHead) {
     }
     if (book) {
       if (logits.dim() != 2 || logits.size(1) != book->K()) throw ArgError("icHead: the book is for " + std::to_string(book->K()) + " classes");
-      book->Step(a.i64(12), into, logits.size(0), a.d(13), false);
+      const int64_t n = logits.size(0), kept = book->Step(a.i64(12), into, n, a.d(13), false);
+      if (kept > 0 && kept < n) {
+        // The rows that stay, as the backbone's index and the next head's
+        // cascade input, from this call: as two calls of their own (an
+        // index tensor, then the logits' rows) they took ~20-35 us an exit
+        // at batch 128, the caches cold after the convolutions.
+        auto keep = at::empty({kept}, at::TensorOptions().dtype(at::kInt));
+        std::memcpy(keep.data_ptr<int32_t>(), book->Stay(), sizeof(int32_t) * static_cast<size_t>(kept));
+        return a.ret(std::vector<at::Tensor>{TakeRowsInPlace(logits, keep), keep});
+      }
     }
     return a.ret(logits);
   };

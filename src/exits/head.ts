@@ -128,9 +128,11 @@ export class ICHead extends Module {
    * written there: a runtime passes the same memory at every exit. With
    * `decide` (and `into`) the native call also takes the exit's step in the
    * runtime's book (runtime/native-book.ts); `decided` says whether it did
-   * (not with gradients or a LayerNorm, where the caller takes it).
+   * (not with gradients or a LayerNorm, where the caller takes it). When it
+   * did and some samples left while others stay, `logits` holds only the
+   * rows that stay and `kept` their positions (int32), in the book's order.
    */
-  exitStep(features: Tensor, previousLogits?: Tensor, into?: Float32Array, decide?: ExitDecider): { logits: Tensor; logProbs: Float32Array; decided: boolean } {
+  exitStep(features: Tensor, previousLogits?: Tensor, into?: Float32Array, decide?: ExitDecider): { logits: Tensor; logProbs: Float32Array; decided: boolean; kept?: Tensor } {
     if (isGradEnabled() || this.cascadeNorm) {
       const [logits, lp] = this.exitForward(features, previousLogits);
       const values = lp.data() as Float32Array;
@@ -142,7 +144,10 @@ export class ICHead extends Module {
     if (decide && !into) throw new Error('ICHead.exitStep: deciding in the head needs `into`');
     // The shape is read only without `into`: the native head checks the room (a shape read is a native call, ~1.4 us).
     const logProbs = into ?? new Float32Array(features.shape[0] * this.fc.options.outFeatures);
-    return { logits: wrapHandle(this.nativeHead(features, previousLogits, logProbs, decide)), logProbs, decided: decide !== undefined };
+    const out = this.nativeHead(features, previousLogits, logProbs, decide);
+    if (!Array.isArray(out)) return { logits: wrapHandle(out), logProbs, decided: decide !== undefined };
+    const [logits, kept] = wrapHandles(out);
+    return { logits, logProbs, decided: true, kept };
   }
 
   private nativeHead(features: Tensor, previousLogits: Tensor | undefined, logProbsInto?: Float32Array, decide?: ExitDecider) {

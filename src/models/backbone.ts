@@ -98,7 +98,7 @@ export interface BlockOptions {
   consumeInput?: boolean;
   /**
    * The input is a tap before its ReLU, which the block applies in its first
-   * convolution's call, in the input's memory (see reluPending).
+   * convolution's call, in the input's memory (see nextInput).
    */
   reluInput?: boolean;
   /**
@@ -142,21 +142,25 @@ export function keepRows(x: Tensor, rows: Tensor | undefined): Tensor {
 }
 
 /**
- * Whether the next block may apply a tap's ReLU itself (BlockOptions.reluInput):
- * no rows to keep (the copy would carry the ReLU) and the tap given up. At
- * batch 1 a ReLU call of its own was a crossing per block.
- */
-export function reluPending(rows: Tensor | undefined, inPlace: boolean): boolean {
-  return !rows && mayOverwrite(inPlace);
-}
-
-/**
  * Whether a block may read the kept rows of a tap through their index
  * (BlockOptions.rows) rather than from a copy: an int32 index, no gradients,
  * no profiler (which counts the copy as an op).
  */
 export function readsThroughRows(rows: Tensor | undefined): rows is Tensor {
   return rows !== undefined && rows.dtype === 'int32' && !isGradEnabled() && !profiling();
+}
+
+/**
+ * The next block's input from a tap and the rows the caller keeps of it:
+ * with the tap given up, the tap itself or its kept rows moved within its
+ * memory (takeRows inPlace: after an exit at batch 128 a few rows move where
+ * a copy wrote every survivor), the ReLU left to the next block
+ * (BlockOptions.reluInput); otherwise relu(keepRows(tap, rows)) in a map of
+ * its own. The input is the tap itself only with no rows and the tap given up.
+ */
+export function nextInput(tap: Tensor, rows: Tensor | undefined, inPlace: boolean): { input: Tensor; reluPending: boolean } {
+  if (!mayOverwrite(inPlace)) return { input: reluKeepRows(tap, rows), reluPending: false };
+  return { input: rows ? tap.takeRows(rows, { inPlace: true }) : tap, reluPending: true };
 }
 
 /**

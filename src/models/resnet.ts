@@ -1,6 +1,6 @@
 // CIFAR ResNets (ResNet-20/56/110: basic blocks, 16/32/64 channels) and the
 // tap after each block's `conv + shortcut`, before its last ReLU.
-import { Backbone, forwardBlocks, readsThroughRows, reluKeepRows, reluPending, type BackboneOptions, type BlockOptions, type StagedForward, type StagedOptions, type TapInfo } from './backbone';
+import { Backbone, forwardBlocks, nextInput, readsThroughRows, type BackboneOptions, type BlockOptions, type StagedForward, type StagedOptions, type TapInfo } from './backbone';
 import { Module } from '../nn/module';
 import { BatchNorm2d, Conv2d, Linear, Sequential } from '../nn/layers';
 import { convBn } from '../nn/fused';
@@ -115,16 +115,17 @@ export class CifarResNet extends Backbone {
 
   *staged(x: Tensor, { consumeTaps = false }: StagedOptions = {}): StagedForward {
     let h = this.stem(x);
-    let pending = false; // h is the last tap, its ReLU left to the next block
+    let pending = false; // h is (rows of) the last tap, its ReLU left to the next block
     let through: Tensor | undefined; // h is the last tap (the caller's), of which these rows go on, read through the index
+    let last: Tensor | undefined; // the last tap
     for (const [i, block] of this.blocks.entries()) {
       const tap = block.preActivation(h, through ? { reluInput: true, rows: through } : { consumeInput: true, reluInput: pending });
-      if (!pending && !through) h.dispose(); // the block's input; a tap stays the caller's
-      const rows = yield tap;
+      if (h !== last) h.dispose(); // the block's input (a view when rows moved in place); a tap stays the caller's
+      const rows = yield (last = tap);
       // The caller's index stays valid until the next yield, as the tap does.
       through = readsThroughRows(rows) && this.blocks[i + 1]?.readsRows ? rows : undefined;
-      pending = !through && reluPending(rows, consumeTaps);
-      h = pending || through ? tap : reluKeepRows(tap, rows, consumeTaps);
+      if (through) h = tap;
+      else ({ input: h, reluPending: pending } = nextInput(tap, rows, consumeTaps));
     }
     return this.head(pending ? F.relu(h, { inPlace: true }) : h);
   }

@@ -32,7 +32,7 @@ export interface ExitResult {
 }
 
 /** The backbone's classifier as the last exit: its logits and their log-probabilities (its step is the caller's to take). */
-function finalStep(logits: Tensor): { logits: Tensor; logProbs: Float32Array; decided: false } {
+function finalStep(logits: Tensor): { logits: Tensor; logProbs: Float32Array; decided: false; kept?: Tensor } {
   const lp = F.logSoftmax(logits, 1);
   const logProbs = lp.data() as Float32Array;
   lp.dispose();
@@ -104,7 +104,7 @@ export class EarlyExitRuntime {
           if (!r.done && !tapIndices.includes(tap++)) continue;
           const m = r.done ? M - 1 : head;
           const into = n === N ? room : room.subarray(0, n * K);
-          const { logits, logProbs, decided } = r.done ? finalStep(r.value) : heads[head].exitStep(r.value, head > 0 ? prevLogits : undefined, into, nativeBook?.decider(m, tau));
+          const { logits, logProbs, decided, kept } = r.done ? finalStep(r.value) : heads[head].exitStep(r.value, head > 0 ? prevLogits : undefined, into, nativeBook?.decider(m, tau));
           const stay = nativeBook ? nativeBook.step(m, logProbs, r.done === true, tau, decided) : (book as ExitBook).step(m, logProbs, r.done === true, this.costs.exitCosts[m]);
           if (r.done) break;
           if (stay.length === 0) {
@@ -113,7 +113,10 @@ export class EarlyExitRuntime {
           }
           prevLogits?.dispose();
           prevLogits = logits;
-          if (stay.length < n) {
+          if (kept) {
+            keep = kept; // the head's call narrowed its logits too
+            n = stay.length;
+          } else if (stay.length < n) {
             keep = tensor(stay, [stay.length]); // int32: index_select takes it as is (an int64 index was built through BigInts)
             prevLogits = logits.takeRows(keep);
             logits.dispose();

@@ -520,7 +520,7 @@ function decideExits(p: Float32Array, n: number, K: number, policy: ExitPolicy, 
  * row i's place in the batch); returns the positions of the rows that stay
  * (the front of `stay`).
  */
-function answerLeaving(res: ExitResult, rows: Int32Array, leave: Uint8Array, arg: Int32Array, p: Float32Array, K: number, exit: number, cost: number, stay: Int32Array): Int32Array {
+function answerLeaving(res: ExitResult, rows: Int32Array, leave: Uint8Array, arg: Int32Array, p: Float32Array, K: number, exit: number, cost: number, stay: Int32Array, tail: Int32Array): Int32Array {
   let kept = 0;
   for (let i = 0; i < rows.length; i++) {
     if (!leave[i]) {
@@ -533,7 +533,25 @@ function answerLeaving(res: ExitResult, rows: Int32Array, leave: Uint8Array, arg
     res.cost[r] = cost;
     copyRow(res.probs, r * K, p, i * K, K);
   }
+  fillOrder(stay, kept, tail);
   return stay.subarray(0, kept);
+}
+
+/**
+ * The books' order of the rows that stay, from their ascending positions
+ * stay[0..kept): a row below `kept` keeps its place, and each place a
+ * leaving row frees goes to a row from `kept` on, in ascending order, so
+ * that the libtorch backbone moves only those rows (takeRows inPlace). The
+ * native book orders them the same (FillOrder in native/src/exit_book.cc,
+ * which says why it works in place). tail: room for `kept` entries.
+ */
+export function fillOrder(stay: Int32Array, kept: number, tail: Int32Array): void {
+  let p = kept;
+  while (p > 0 && stay[p - 1] >= kept) p--;
+  const q = kept - p;
+  for (let t = 0; t < q; t++) tail[t] = stay[p + t];
+  for (let i = p - 1; i >= 0; i--) stay[stay[i]] = stay[i];
+  for (let j = 0, t = 0; t < q; j++) if (stay[j] !== j) stay[j] = tail[t++];
 }
 
 /**
@@ -567,13 +585,15 @@ export interface ExitBookBuffers {
   p: Float32Array;
   decided: { leave: Uint8Array; arg: Int32Array };
   stay: Int32Array;
+  /** fillOrder's room. */
+  tail: Int32Array;
   rows: Int32Array;
   /** Room for one exit's log-probabilities ([N * K]), for a head to write into. */
   head: Float32Array;
 }
 
 function exitBookBuffers(N: number, K: number, M: number): ExitBookBuffers {
-  return { N, K, M, store: new Float32Array(M * N * K), logq: new Float32Array(N * K), p: new Float32Array(N * K), decided: { leave: new Uint8Array(N), arg: new Int32Array(N) }, stay: new Int32Array(N), rows: new Int32Array(N), head: new Float32Array(N * K) };
+  return { N, K, M, store: new Float32Array(M * N * K), logq: new Float32Array(N * K), p: new Float32Array(N * K), decided: { leave: new Uint8Array(N), arg: new Int32Array(N) }, stay: new Int32Array(N), tail: new Int32Array(N), rows: new Int32Array(N), head: new Float32Array(N * K) };
 }
 
 /**
@@ -608,13 +628,13 @@ export class ExitBook {
   step(m: number, logProbs: Float32Array, final: boolean, cost: number): Int32Array {
     const { N, K, rows } = this;
     const n = rows.length;
-    const { store, logq, p: into, decided, stay } = this.buffers;
+    const { store, logq, p: into, decided, stay, tail } = this.buffers;
     const member = store.subarray(this.members.length * N * K, (this.members.length + 1) * N * K);
     for (let i = 0; i < n; i++) copyRow(member, rows[i] * K, logProbs, i * K, K);
     this.members.push(member);
     const p = exitProbabilities(this.combiner, m, this.members, n, K, rows, { logq, into });
     const { leave, arg } = decideExits(p, n, K, this.policy, final, this.rule, decided);
-    return answerLeaving(this.res, rows, leave, arg, p, K, m, cost, stay);
+    return answerLeaving(this.res, rows, leave, arg, p, K, m, cost, stay, tail);
   }
 
   /** Narrows the running rows to `stay` (from step). */

@@ -189,9 +189,15 @@ export class Tensor {
   /**
    * Rows `index` (int32 or int64) along dim 0, in this tensor's memory format
    * (indexSelect makes channels-last contiguous); with relu, relu() of them in
-   * the same pass.
+   * the same pass. With inPlace the caller gives this tensor up: where every
+   * index[j] is j or at least index.length (the exit books' order), only
+   * those rows move, within this tensor's memory, and the answer is a view of
+   * its first rows; any other index is copied.
    */
-  takeRows(index: Tensor, o: { relu?: boolean } = {}): Tensor { return wrap(native.takeRows(this.handle, index.handle, o.relu ?? false)); }
+  takeRows(index: Tensor, o: { relu?: boolean; inPlace?: boolean } = {}): Tensor {
+    if (o.inPlace && o.relu) throw new RangeError('takeRows: relu and inPlace together are not supported (the rows that stay in place would keep their values)');
+    return wrap(o.inPlace ? native.takeRowsInPlace(this.handle, index.handle) : native.takeRows(this.handle, index.handle, o.relu ?? false));
+  }
   gather(dim: number, index: Tensor): Tensor { return wrap(native.gather(this.handle, dim, index.handle)); }
   scatter(dim: number, index: Tensor, src: Tensor): Tensor { return wrap(native.scatter(this.handle, dim, index.handle, src.handle)); }
   maskedSelect(mask: Tensor): Tensor { return wrap(native.maskedSelect(this.handle, mask.handle)); }

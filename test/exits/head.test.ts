@@ -9,6 +9,7 @@ import { noGrad } from '../../src/tensor/grad';
 import { tidy } from '../../src/tensor/scope';
 import { native, setNumThreads } from '../../src/tensor/native';
 import { assertClose } from '../helpers/assert';
+import { NativeExitBook } from '../../src/runtime/native-book';
 
 setNumThreads(1);
 
@@ -214,6 +215,38 @@ test('exitForward: one native call with the numbers of forward() and a log-softm
     });
     h.dispose();
   }
+});
+
+test('exitStep deciding in the native book: the rows that stay, their logits narrowed in the same call', () => {
+  manualSeed(23);
+  const K = 5;
+  const N = 12;
+  const h = new ICHead({ tapShape: [16, 8, 8], numClasses: K, previousClasses: 0, cascade: { enabled: true } });
+  h.eval();
+  noGrad(() =>
+    tidy(() => {
+      const x = randn([N, 16, 8, 8]).mul(3);
+      const full = h.exitStep(x, undefined, new Float32Array(N * K));
+      const top = Array.from({ length: N }, (_, i) => Math.max(...Array.from(full.logProbs.subarray(i * K, (i + 1) * K), Math.exp)));
+      const sorted = [...top].sort((a, b) => a - b);
+      // Thresholds where some leave and some stay, where all stay, and where all leave.
+      for (const tau of [sorted[4] + 1e-6, sorted[N - 3] + 1e-6, 2, 0]) {
+        const book = new NativeExitBook(null, N, K, 2, [1, 2]);
+        const out = h.exitStep(x, undefined, book.room, book.decider(0, tau));
+        const stay = Array.from(book.step(0, out.logProbs, false, tau, out.decided));
+        assert.equal(out.decided, true);
+        assert.deepEqual(stay.slice().sort((a, b) => a - b), top.flatMap((p, i) => (p > tau ? [] : [i])), `tau ${tau}: the rows below it stay`);
+        if (stay.length > 0 && stay.length < N) {
+          assert.deepEqual(out.kept?.toNumbers(), stay, 'the positions, in the book\'s order');
+          assert.deepEqual(out.logits.toNumbers(), full.logits.takeRows(tensor(stay, [stay.length], 'int32')).toNumbers(), 'their logits');
+        } else {
+          assert.equal(out.kept, undefined);
+          assert.deepEqual(out.logits.shape, [N, K], 'all the logits when none or all leave');
+        }
+      }
+    }),
+  );
+  h.dispose();
 });
 
 test('exitForward: bad inputs are typed errors from the native head, not crashes', () => {

@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ExitCombiner } from '../../src/exits/combine';
-import { ExitBook } from '../../src/runtime/onnx-core';
+import { ExitBook, fillOrder } from '../../src/runtime/onnx-core';
 import { NativeExitBook } from '../../src/runtime/native-book';
 import type { ExitResult } from '../../src/runtime/early-exit';
 import { native } from '../../src/tensor/native';
@@ -59,6 +59,7 @@ for (const withEnsemble of [false, true])
         const want = Array.from(js.step(m, lp, final, costs[m]));
         const got = Array.from(nb.step(m, lp, final, tau, false));
         assert.deepEqual(got, want, `rows that stay after exit ${m} at tau ${tau}`);
+        assert.ok(got.every((r, j) => r === j || r >= got.length), 'fill order: each row stays in place or comes from past the kept ones');
         assert.equal(nb.running, want.length);
         if (want.length > 0 && want.length < n) splits++;
         if (want.length < n) js.keep(js.buffers.stay.subarray(0, want.length));
@@ -118,4 +119,22 @@ test('the native exit book: a lower log-probability whose float32 probability ti
   nb.step(0, lp, true, 0.1, false);
   assert.deepEqual(Array.from(res.prediction), new Array(N).fill(0), 'JS picks the first of the tied probabilities');
   assert.deepEqual(Array.from(nb.answers().prediction), Array.from(res.prediction));
+});
+
+test('fillOrder: the kept rows below the count stay in place, the places of leaving rows go to the later kept rows in ascending order', () => {
+  const rand = mulberry32(3);
+  for (let trial = 0; trial < 200; trial++) {
+    const n = 1 + Math.floor(rand() * 40);
+    const ascending = Array.from({ length: n }, (_, i) => i).filter(() => rand() < 0.6);
+    const k = ascending.length;
+    const stay = Int32Array.from([...ascending, ...new Array(n - k).fill(-7)]);
+    fillOrder(stay, k, new Int32Array(n));
+    const got = Array.from(stay.subarray(0, k));
+    assert.deepEqual([...got].sort((a, b) => a - b), ascending, 'the same rows');
+    const below = ascending.filter((r) => r < k);
+    for (const r of below) assert.equal(got[r], r, `row ${r} stays`);
+    const holes = got.filter((r, j) => r !== j);
+    assert.deepEqual(holes, ascending.filter((r) => r >= k), 'the later rows fill the holes in order');
+    assert.deepEqual(Array.from(stay.subarray(k)), new Array(n - k).fill(-7), 'nothing written past the count');
+  }
 });

@@ -205,6 +205,32 @@ test('takeRows: rows along dim 0 like indexSelect, keeping channels-last layout'
   });
 });
 
+test('takeRows inPlace: only the rows that must move, within the input\'s memory; any other index copied', () => {
+  tidy(() => {
+    const x = randn([6, 3, 2, 2]);
+    for (const layout of ['contiguous', 'channels_last'] as const) {
+      // The exit books' order: row j stays where it is or comes from row k = 4 or later.
+      const idx = tensor([0, 5, 2, 4], [4], 'int32');
+      const own = x.contiguous(layout).clone();
+      const r = noGrad(() => own.takeRows(idx, { inPlace: true }));
+      assert.deepEqual(r.shape, [4, 3, 2, 2]);
+      assert.deepEqual(r.toNumbers(), x.indexSelect(0, idx.to('int64')).toNumbers());
+      assert.equal(native.dataId(r.handle), native.dataId(own.handle), 'a view of the input\'s first rows');
+      assert.equal(r.isContiguous(layout), true);
+      // Another order (row 1 read after it was written) and an int64 index: a copy, the input as it was.
+      for (const other of [tensor([2, 0], [2], 'int32'), tensor([3, 1, 0], [3], 'int64')]) {
+        const kept = x.contiguous(layout).clone();
+        const c = noGrad(() => kept.takeRows(other, { inPlace: true }));
+        assert.deepEqual(c.toNumbers(), x.indexSelect(0, other.to('int64')).toNumbers());
+        assert.notEqual(native.dataId(c.handle), native.dataId(kept.handle));
+        assert.deepEqual(kept.toNumbers(), x.toNumbers());
+      }
+    }
+    assert.throws(() => x.clone().takeRows(tensor([0, 9], [2], 'int32'), { inPlace: true }), (e: Error) => e.name === 'TorchError' && /out of range/.test(e.message));
+    assert.throws(() => x.clone().takeRows(tensor([0], [1], 'int32'), { inPlace: true, relu: true }), RangeError);
+  });
+});
+
 test('relu without autograd: its own loop, values and memory format as at::relu', () => {
   tidy(() => {
     manualSeed(5);
