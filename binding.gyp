@@ -22,7 +22,8 @@
         "native/src/kernels.cc",
         "native/src/dnnl_conv.cc",
         "native/src/head_conv.cc",
-        "native/src/conv16.cc"
+        "native/src/conv16.cc",
+        "native/src/peak.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS"],

@@ -6,6 +6,7 @@
 // (REUSING_MALLOC in common.ts: with the defaults its pages fault in again).
 import { Command } from 'commander';
 import { backboneCost, createBackbone } from '../src/models';
+import { fmaPeak, setNumThreads } from '../src/tensor';
 import { sideBySide, round, type BenchCase } from './common';
 
 const cli = new Command()
@@ -17,7 +18,13 @@ const cli = new Command()
   .parse();
 const o = cli.opts();
 
-const PEAK_GFLOPS = 228.9; // measured FP32 FMA peak of this machine on 2 cores
+// The FP32 FMA peak on these threads, measured in this run (engine-facts.md's
+// 229 GFLOP/s on 2 cores was not it: these cores run two AVX-512 FMAs a
+// cycle, and forward passes reached 160-179% of that figure).
+setNumThreads(Number(o.threads));
+const peak = fmaPeak();
+const PEAK_GFLOPS = round(peak.gflops);
+if (!o.json) process.stderr.write(`FP32 FMA peak (${peak.isa}, ${peak.threads} threads): ${PEAK_GFLOPS} GFLOP/s\n`);
 const results: Record<string, Record<string, unknown>> = {};
 const rows: string[] = [];
 for (const arch of ['resnet20', 'resnet56']) {
@@ -36,9 +43,9 @@ for (const arch of ['resnet20', 'resnet56']) {
     if (!o.json) process.stderr.write(`${arch} ${name}: ztw ${r.ztw} img/s, pytorch ${r.pytorch} img/s (${r.pytorchReusing} reusing malloc), ratio ${r.ratio} (${r.ratioReusing})\n`);
   }
 }
-if (o.json) console.log(JSON.stringify(results));
+if (o.json) console.log(JSON.stringify({ ...results, peak: { gflops: PEAK_GFLOPS, isa: peak.isa, threads: peak.threads } }));
 else {
-  console.log('| network | step | ztw img/s | PyTorch img/s | ratio | PyTorch, reusing malloc | ratio | ztw GFLOP/s (of 229 peak) |');
+  console.log(`| network | step | ztw img/s | PyTorch img/s | ratio | PyTorch, reusing malloc | ratio | ztw GFLOP/s (of ${PEAK_GFLOPS} peak) |`);
   console.log('|---|---|---|---|---|---|---|---|');
   for (const r of rows) console.log(r);
 }

@@ -3,4 +3,4 @@ export * from './create';
 export * from './grad';
 export * from './scope';
 export { TorchError } from './errors';
-export { setNumThreads, getNumThreads } from './native';
+export { setNumThreads, getNumThreads, fmaPeak } from './native';

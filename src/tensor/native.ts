@@ -44,6 +44,16 @@ export function setNumThreads(n: number): void {
 export function getNumThreads(): number {
   return native.getNumThreads();
 }
+/**
+ * The machine's FP32 FMA peak in GFLOP/s on the current threads, measured
+ * (best of `rounds` ~20 ms runs of independent FMA chains, the widest
+ * vectors the CPU has): what benchmarks divide by to say how close a
+ * kernel comes.
+ */
+export function fmaPeak(rounds = 5): { gflops: number; isa: string; threads: number } {
+  const { gflops, isa, threads } = native.fmaPeak(rounds) as { gflops: number; isa: string; threads: number };
+  return { gflops, isa, threads };
+}
 /** OpenBLAS's threads: 1 unless OPENBLAS_NUM_THREADS says otherwise (see native/src/addon.cc); -1 under another BLAS. */
 export function blasThreads(): number {
   return native.blasThreads();

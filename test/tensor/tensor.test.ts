@@ -2,6 +2,7 @@
 // generator. (Op values and gradients against PyTorch live in parity.test.ts.)
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import os from 'node:os';
 import {
   tensor, scalar, zeros, ones, full, randn, rand, randint, randperm, bernoulli, manualSeed,
   noGrad, enableGrad, isGradEnabled, tidy, Tensor, TorchError,
@@ -9,7 +10,7 @@ import {
 import * as nn from '../../src/nn';
 import { F } from '../../src/nn';
 import { assertClose } from '../helpers/assert';
-import { blasThreads, native } from '../../src/tensor/native';
+import { blasThreads, fmaPeak, getNumThreads, native, setNumThreads } from '../../src/tensor/native';
 
 // ---- creation and dtypes ----
 
@@ -467,4 +468,23 @@ test('OpenBLAS runs one thread beside libtorch\'s pool, unless OPENBLAS_NUM_THRE
   assert.notEqual(n, -1, 'libtorch multiplies through OpenBLAS (scripts/setup.sh installs libopenblas0-pthread)');
   const env = Number(process.env.OPENBLAS_NUM_THREADS);
   assert.equal(n, env > 0 ? env : 1);
+});
+
+test('fmaPeak: the measured FP32 FMA peak scales with the threads; bad rounds are typed errors', () => {
+  const before = getNumThreads();
+  try {
+    setNumThreads(1);
+    const one = fmaPeak(2);
+    assert.equal(one.threads, 1);
+    assert.ok(['avx512', 'avx2'].includes(one.isa), one.isa);
+    // At least 4 FMAs of 8 lanes a nanosecond on any core with FMA, far below what it should reach.
+    assert.ok(one.gflops > 16, `${one.gflops} GFLOP/s on one thread`);
+    setNumThreads(2);
+    const two = fmaPeak(2);
+    assert.equal(two.threads, 2);
+    if ((os.availableParallelism?.() ?? os.cpus().length) >= 2) assert.ok(two.gflops > 1.2 * one.gflops, `2 threads ${two.gflops} against 1 thread ${one.gflops} GFLOP/s`);
+  } finally {
+    setNumThreads(before);
+  }
+  for (const bad of [0, 1001]) assert.throws(() => fmaPeak(bad), (e: Error) => e.name === 'TorchError' && /rounds must be/.test(e.message));
 });
