@@ -157,6 +157,7 @@ export function readsThroughRows(rows: Tensor | undefined): rows is Tensor {
  * a copy wrote every survivor), the ReLU left to the next block
  * (BlockOptions.reluInput); otherwise relu(keepRows(tap, rows)) in a map of
  * its own. The input is the tap itself only with no rows and the tap given up.
+ * (At batch 1 a ReLU call of its own was a crossing per block.)
  */
 export function nextInput(tap: Tensor, rows: Tensor | undefined, inPlace: boolean): { input: Tensor; reluPending: boolean } {
   if (!mayOverwrite(inPlace)) return { input: reluKeepRows(tap, rows), reluPending: false };

@@ -518,7 +518,7 @@ function decideExits(p: Float32Array, n: number, K: number, policy: ExitPolicy, 
 /**
  * Writes the answers of the rows that leave exit `exit` into res (rows[i] is
  * row i's place in the batch); returns the positions of the rows that stay
- * (the front of `stay`).
+ * (the front of `stay`, in fillOrder's order).
  */
 function answerLeaving(res: ExitResult, rows: Int32Array, leave: Uint8Array, arg: Int32Array, p: Float32Array, K: number, exit: number, cost: number, stay: Int32Array, tail: Int32Array): Int32Array {
   let kept = 0;
