@@ -23,6 +23,7 @@
         "native/src/dnnl_conv.cc",
         "native/src/head_conv.cc",
         "native/src/conv16.cc",
+        "native/src/winograd.cc",
         "native/src/peak.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],

@@ -2,6 +2,7 @@
 #include <ATen/Parallel.h>
 #include <cstring>
 #include "conv16.h"
+#include "winograd.h"
 
 namespace ztw {
 
@@ -17,8 +18,9 @@ int64_t Cols(const HeadConvShape& s) { return s.W / s.k * s.k; }
 // Floats of one row of the zero-padded input copy: Cols + 2 pixels.
 int64_t PaddedRow(const HeadConvShape& s) { return (Cols(s) + 2) * s.C; }
 // Floats of scratch one thread needs: the padded rows, the windows' max and
-// sum, the window of each column.
-int64_t Scratch(const HeadConvShape& s) { return (s.k + 2) * PaddedRow(s) + 2 * (s.W / s.k) * s.O + Cols(s); }
+// sum, the window of each column (the direct loop) or a tile row's V and M
+// (Winograd).
+int64_t Scratch(const HeadConvShape& s) { return (s.k + 2) * PaddedRow(s) + 2 * (s.W / s.k) * s.O + Cols(s) + 16 * (Cols(s) / 2) * (s.C + s.O); }
 
 #pragma GCC push_options
 #pragma GCC target("avx512f")
@@ -27,21 +29,33 @@ int64_t Scratch(const HeadConvShape& s) { return (s.k + 2) * PaddedRow(s) + 2 * 
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 
+using conv16::Unroll;
+
+// pooled[n][o][i][j] = avg + alpha * (max - avg) from window row i's max
+// and sum ([W / k][O]), as the separate pooling computes it.
+void WritePooled(const float* mx, const float* sum, float alpha, float* pooled, const HeadConvShape& s, int64_t n, int64_t i) {
+  const int64_t oh = s.H / s.k, ow = s.W / s.k;
+  const __m512 inv = _mm512_set1_ps(1.0f / static_cast<float>(s.k * s.k)), a = _mm512_set1_ps(alpha);
+  for (int64_t j = 0; j < ow; j++)
+    for (int64_t o0 = 0; o0 < s.O; o0 += 16) {
+      const __m512 av = _mm512_mul_ps(_mm512_loadu_ps(sum + j * s.O + o0), inv);
+      const __m512 mix = _mm512_add_ps(av, _mm512_mul_ps(a, _mm512_sub_ps(_mm512_loadu_ps(mx + j * s.O + o0), av)));
+      alignas(64) float lanes[16];
+      _mm512_store_ps(lanes, mix);
+      for (int u = 0; u < 16; u++) pooled[((n * s.O + o0 + u) * oh + i) * ow + j] = lanes[u];
+    }
+}
+
 // Units [begin, end) of the N * (H / k) window rows: for window row i of
 // sample n, pooled[n][o][i][j] = avg + alpha * (max - avg) of relu(acc) over
-// every window (i, j) of that row. Each output vector is folded into its
-// window's max and sum as it leaves the registers (row by row, left to
-// right; a NaN stays NaN through the sum).
-//
-// KW > 0 (the window's width, P a multiple of it, every row whole bands):
-// each band's outputs stay in registers and every window's max and sum are
-// loaded and stored once a row, folded in the same per-pixel order (the same
-// numbers): the per-pixel loads and stores were ~15% of the loop's samples.
-template <int CC, int P, int B, int KW>
+// every window (i, j) of that row, by the direct loop (conv16.h). Each output
+// vector is folded into its window's max and sum as it leaves the registers
+// (row by row, left to right; a NaN stays NaN through the sum). Odd windows
+// (Winograd takes the even ones).
+template <int CC, int P, int B>
 void Units(const float* x, const float* packed, const float* bias, float alpha, float* pooled, float* scratch, const HeadConvShape& s, int64_t begin,
            int64_t end) {
-  const int64_t oh = s.H / s.k, ow = s.W / s.k, cols = Cols(s), row = PaddedRow(s);
-  const float inv = 1.0f / static_cast<float>(s.k * s.k);
+  const int64_t ow = s.W / s.k, cols = Cols(s), row = PaddedRow(s);
   float* pad = scratch;
   float* mx = scratch + (s.k + 2) * row;  // [ow][O]
   float* sum = mx + ow * s.O;
@@ -58,88 +72,115 @@ void Units(const float* x, const float* packed, const float* bias, float alpha, 
     _mm512_storeu_ps(sm, _mm512_add_ps(_mm512_loadu_ps(sm), v));
   };
   for (int64_t t = begin; t < end; t++) {
-    const int64_t n = t / oh, i = t % oh;
+    const int64_t n = t / (s.H / s.k), i = t % (s.H / s.k);
     conv16::CopyPadded(x + n * s.H * s.W * s.C, s.H, s.W, s.C, i * s.k, s.k, cols, pad);
     std::memset(mx, 0, sizeof(float) * 2 * ow * s.O);  // after a ReLU every value is >= 0
     for (int64_t b0 = 0; b0 < s.O; b0 += 16 * B) {  // B blocks of 16 channels a pass over the rows
       __m512 bv[B];
       for (int b = 0; b < B; b++) bv[b] = bias ? _mm512_loadu_ps(bias + b0 + 16 * b) : zero;
       auto foldHere = [&](int64_t px, int b, __m512 v) { fold(px, static_cast<int>(b0 / 16) + b, v); };
-      for (int64_t r = 0; r < s.k; r++) {
-        if constexpr (KW > 0) {
-          for (int64_t x0 = 0; x0 < cols; x0 += P) {
-            __m512 v[P * B];
-            auto keep = [&](int64_t p, int b, __m512 a) { v[p * B + b] = a; };
-            conv16::Band<CC, P, B>(pad + r * row + x0 * s.C, row, packed + b0 * 9 * s.C, s.C, bv, keep);
-            conv16::Unroll<P / KW * B>([&](auto wb) {
-              constexpr int w = decltype(wb)::value / B, b = decltype(wb)::value % B;
-              const int64_t at = (x0 / KW + w) * s.O + b0 + b * 16;
-              __m512 m = _mm512_loadu_ps(mx + at), sm = _mm512_loadu_ps(sum + at);
-              conv16::Unroll<KW>([&](auto j) {
-                const __m512 x = _mm512_max_ps(zero, v[(w * KW + decltype(j)::value) * B + b]);  // ReLU; a NaN stays NaN
-                m = _mm512_max_ps(x, m);  // as the blend above: a NaN x leaves m
-                sm = _mm512_add_ps(sm, x);
-              });
-              _mm512_storeu_ps(mx + at, m);
-              _mm512_storeu_ps(sum + at, sm);
+      for (int64_t r = 0; r < s.k; r++) conv16::Row<CC, P, B>(pad + r * row, row, packed + b0 * 9 * s.C, s.C, bv, cols, foldHere);
+    }
+    WritePooled(mx, sum, alpha, pooled, s, n, i);
+  }
+}
+
+// Units as above through Winograd's F(2x2, 3x3) (winograd.h), for an even
+// window (no 2x2 tile straddles two windows): per row of tiles the input
+// transform, the products and the output transform, whose four outputs a
+// tile are ReLU'd and folded into their window's max and sum in registers
+// (timings: head_conv.h).
+template <int CC, int OB, int TG>
+void WinoUnits(const float* x, const float* U, const float* bias, float alpha, float* pooled, float* scratch, const HeadConvShape& s, int64_t begin,
+               int64_t end) {
+  constexpr int64_t O = OB * 16;
+  const int64_t C = CC ? CC : s.C;
+  const int64_t oh = s.H / s.k, ow = s.W / s.k, cols = Cols(s), row = PaddedRow(s), T = cols / 2, perWindow = s.k / 2;
+  float* pad = scratch;
+  float* mx = scratch + (s.k + 2) * row;  // [ow][O]
+  float* sum = mx + ow * O;
+  float* V = sum + ow * O;  // [16][T][C]
+  float* M = V + 16 * T * C;  // [16][T][O]
+  const __m512 zero = _mm512_setzero_ps();
+  for (int64_t t = begin; t < end; t++) {
+    const int64_t n = t / oh, i = t % oh;
+    conv16::CopyPadded(x + n * s.H * s.W * C, s.H, s.W, C, i * s.k, s.k, cols, pad);
+    std::memset(mx, 0, sizeof(float) * 2 * ow * O);  // after a ReLU every value is >= 0
+    for (int64_t ty = 0; ty < s.k / 2; ty++) {
+      winograd::InputTransform<CC>(pad + 2 * ty * row, row, C, T, V);
+      winograd::GemmRow<CC, OB, TG>(V, U, bias, M, C, T);
+      for (int64_t w = 0; w < ow; w++)
+        for (int b = 0; b < OB; b++) {
+          float* mp = mx + w * O + b * 16;
+          float* sp = sum + w * O + b * 16;
+          __m512 mv = _mm512_loadu_ps(mp), sv = _mm512_loadu_ps(sp);
+          for (int64_t tx = w * perWindow; tx < (w + 1) * perWindow; tx++) {
+            __m512 y[2][2];
+            winograd::OutputTile(M, T, O, tx, b, y);
+            Unroll<4>([&](auto q) {
+              const __m512 r = _mm512_max_ps(zero, y[q / 2][q % 2]);  // ReLU; a NaN stays NaN
+              mv = _mm512_max_ps(r, mv);
+              sv = _mm512_add_ps(sv, r);
             });
           }
-        } else {
-          conv16::Row<CC, P, B>(pad + r * row, row, packed + b0 * 9 * s.C, s.C, bv, cols, foldHere);
+          _mm512_storeu_ps(mp, mv);
+          _mm512_storeu_ps(sp, sv);
         }
-      }
     }
-    for (int64_t j = 0; j < ow; j++)  // pooled[n][o][i][j], as the separate pooling computes it
-      for (int64_t o0 = 0; o0 < s.O; o0 += 16) {
-        const __m512 av = _mm512_mul_ps(_mm512_loadu_ps(sum + j * s.O + o0), _mm512_set1_ps(inv));
-        const __m512 mix = _mm512_add_ps(av, _mm512_mul_ps(_mm512_set1_ps(alpha), _mm512_sub_ps(_mm512_loadu_ps(mx + j * s.O + o0), av)));
-        alignas(64) float lanes[16];
-        _mm512_store_ps(lanes, mix);
-        for (int u = 0; u < 16; u++) pooled[((n * s.O + o0 + u) * oh + i) * ow + j] = lanes[u];
-      }
+    WritePooled(mx, sum, alpha, pooled, s, n, i);
   }
 }
 
 #pragma GCC diagnostic pop
 #pragma GCC pop_options
 
-// 64-channel heads run fused (two passes of two blocks) up to this batch:
-// 20.1 against 22.2 us at one sample, 13.0 against 13.7 at 8, where oneDNN
-// and the pooling pass won from 32 on (13.6 against 12.3, 12.2 against 11.0
-// at 128; ResNet-56's 8x8 heads, alternating in one process).
+// 64-channel heads with an odd window run the direct loop (two passes of
+// two blocks) up to this batch: 20.1 against 22.2 us at one sample, 13.0
+// against 13.7 at 8, where oneDNN and the pooling pass won from 32 on (13.6
+// against 12.3, 12.2 against 11.0 at 128; ResNet-56's 8x8 heads,
+// alternating in one process, before Winograd served even windows).
 constexpr int64_t kFused64Batch = 8;
+
+// Winograd serves even windows into 16, 32 or 64 channels at every batch:
+// faster than the direct loop at 1 to 128 samples for each of ResNet-56's
+// heads (WinoUnits). The direct loop serves the rest of 16 and 32 channels.
+bool WinogradServes(int64_t O, int64_t k) { return k % 2 == 0 && (O == 16 || O == 32 || O == 64); }
+bool DirectServes(int64_t O, int64_t N) { return O == 16 || O == 32 || (O == 64 && N <= kFused64Batch); }
 
 }  // namespace
 
 at::Tensor HeadConvPool(const at::Tensor& x, const at::Tensor& w, const c10::optional<at::Tensor>& b, int64_t stride, int64_t padding, float alpha, int64_t k) {
   const auto isFloat = [](const at::Tensor& t) { return t.scalar_type() == at::kFloat && t.device().is_cpu(); };
   const bool grad = at::GradMode::is_enabled() && (x.requires_grad() || w.requires_grad() || (b && b->requires_grad()));
-  if (!HasAvx512() || grad || stride != 1 || padding != 1 || x.dim() != 4 || w.dim() != 4 || !isFloat(x) || !isFloat(w) || (w.size(0) != 16 && w.size(0) != 32 && !(w.size(0) == 64 && x.size(0) <= kFused64Batch)) ||
-      w.size(2) != 3 || w.size(3) != 3 || w.size(1) != x.size(1) || x.size(1) % 16 != 0 || x.size(0) < 1)
+  if (!HasAvx512() || grad || stride != 1 || padding != 1 || x.dim() != 4 || w.dim() != 4 || !isFloat(x) || !isFloat(w) || w.size(2) != 3 || w.size(3) != 3 || w.size(1) != x.size(1) || x.size(1) % 16 != 0 || x.size(0) < 1)
     return {};
   if (b && (b->dim() != 1 || b->size(0) != w.size(0) || !isFloat(*b))) return {};
   const HeadConvShape s{x.size(0), x.size(2), x.size(3), x.size(1), w.size(0), k};
   if (k < 1 || s.H < k || s.W < k) return {};
+  const bool wino = WinogradServes(s.O, k);
+  if (!wino && !DirectServes(s.O, s.N)) return {};
   const auto xc = x.contiguous(at::MemoryFormat::ChannelsLast);
   const auto bc = b ? b->contiguous() : at::Tensor();
   auto out = at::empty({s.N, s.O, s.H / k, s.W / k}, x.options().memory_format(at::MemoryFormat::Contiguous));
-  const float* packed = Conv16Weights(w);
+  const float* packed = wino ? nullptr : Conv16Weights(w);
+  const float* U = wino ? WinogradWeights(w) : nullptr;
   const float *xp = xc.data_ptr<float>(), *bp = b ? bc.data_ptr<float>() : nullptr;
   float* op = out.data_ptr<float>();
   // One window row of one sample a task: at one image the 4 rows of the grid
   // split over both threads.
   at::parallel_for(0, s.N * (s.H / k), 1, [&](int64_t begin, int64_t end) {
     float* scratch = conv16::ThreadScratch(Scratch(s));
-    // Two output channel blocks a band (8 pixels) for 32 and 64 channels, else one (16).
-    // The windows of ResNet-56's heads (32x32 maps in windows of 8, 16x16 in 4) fold in registers.
-    const int64_t cols = Cols(s);
-    if (s.C == 16 && s.O == 16 && s.k == 8 && cols % 16 == 0) return Units<16, 16, 1, 8>(xp, packed, bp, alpha, op, scratch, s, begin, end);
-    if (s.C == 32 && s.O == 32 && s.k == 4 && cols % 8 == 0) return Units<32, 8, 2, 4>(xp, packed, bp, alpha, op, scratch, s, begin, end);
-    if (s.C == 64 && s.O == 64 && s.k == 2 && cols % 8 == 0) return Units<64, 8, 2, 2>(xp, packed, bp, alpha, op, scratch, s, begin, end);
-    if (s.C == 16 && s.O == 16) return Units<16, 16, 1, 0>(xp, packed, bp, alpha, op, scratch, s, begin, end);
-    if (s.C == 32 && s.O == 32) return Units<32, 8, 2, 0>(xp, packed, bp, alpha, op, scratch, s, begin, end);
-    if (s.O == 32) return Units<0, 8, 2, 0>(xp, packed, bp, alpha, op, scratch, s, begin, end);
-    Units<0, 16, 1, 0>(xp, packed, bp, alpha, op, scratch, s, begin, end);
+    // Winograd: a tile group's accumulators fill 16 registers (16 tiles of one block, 8 of two, 4 of four).
+    if (wino) {
+      if (s.O == 16) return s.C == 16 ? WinoUnits<16, 1, 16>(xp, U, bp, alpha, op, scratch, s, begin, end) : WinoUnits<0, 1, 16>(xp, U, bp, alpha, op, scratch, s, begin, end);
+      if (s.O == 32) return s.C == 32 ? WinoUnits<32, 2, 8>(xp, U, bp, alpha, op, scratch, s, begin, end) : WinoUnits<0, 2, 8>(xp, U, bp, alpha, op, scratch, s, begin, end);
+      return s.C == 64 ? WinoUnits<64, 4, 4>(xp, U, bp, alpha, op, scratch, s, begin, end) : WinoUnits<0, 4, 4>(xp, U, bp, alpha, op, scratch, s, begin, end);
+    }
+    // Direct: two output channel blocks a band (8 pixels) for 32 and 64 channels, else one (16).
+    if (s.C == 16 && s.O == 16) return Units<16, 16, 1>(xp, packed, bp, alpha, op, scratch, s, begin, end);
+    if (s.C == 32 && s.O == 32) return Units<32, 8, 2>(xp, packed, bp, alpha, op, scratch, s, begin, end);
+    if (s.O % 32 == 0) return Units<0, 8, 2>(xp, packed, bp, alpha, op, scratch, s, begin, end);
+    Units<0, 16, 1>(xp, packed, bp, alpha, op, scratch, s, begin, end);
   });
   return out;
 }

@@ -1,7 +1,7 @@
-// The internal classifier's convolution, ReLU and SDN pooling in one loop
-// (conv16.h's, with the pooling as its epilogue): each output vector is
-// ReLU'd and folded into its pooling window's max and sum while still in
-// registers. The convolution's output map is never written: oneDNN's
+// The internal classifier's convolution, ReLU and SDN pooling in one pass
+// (Winograd's or the direct loop's, with the pooling as its epilogue): each
+// output vector is ReLU'd and folded into its pooling window's max and sum
+// while still in registers. The convolution's output map is never written: oneDNN's
 // convolution followed by our pooling pass wrote it and read it back, and at
 // one image the pooling then read half of it from the other core's cache.
 #pragma once
@@ -11,15 +11,20 @@ namespace ztw {
 
 // The pooled features [N, O, H / k, W / k] (contiguous NCHW, what the
 // classifier's flatten wants) of relu(conv3x3(x, w) + b) under SDN pooling:
-// avg + alpha * (max - avg) over each k x k window. Served: any batch with
-// 16 or 32 output channels (one or two register blocks; in ResNet-56's heads
-// at batch 1 ~23 against ~27 us for 16 channels, 31 against 39 for 32), up
-// to 8 samples with 64 (two passes of two blocks; from 32 samples on
-// oneDNN won), input channels a multiple of 16, stride 1, padding 1, 3x3,
-// no gradients, AVX-512. Sessions 11-12 ran it only up to batch 4: oneDNN
-// and the pooling pass were as fast from 8 on. With each window's max and
-// sum folded in registers (session 13) it is 7-13% faster than they are at
-// 6 to 128 samples (16- and 32-channel heads, alternating in one process).
+// avg + alpha * (max - avg) over each k x k window. Served: input channels a
+// multiple of 16, stride 1, padding 1, 3x3, no gradients, AVX-512, and
+// - an even window (every head of a CIFAR ResNet: 32x32 maps in windows of
+//   8, 16x16 in 4, 8x8 in 2) into 16, 32 or 64 channels, at any batch:
+//   Winograd's F(2x2, 3x3) (winograd.h), session 15. Against the direct
+//   loop below, ResNet-56's heads at batch 128: 10.6-10.8 against 11.8-12.0
+//   us a sample with 16 channels, 7.8-8.2 against 11.8-11.9 with 32, and
+//   7.2-7.4 with 64 against oneDNN and the pooling pass's 10.6-10.9; at one
+//   image 15.6-17.8 against 20-21 us with 32 and 64 channels;
+// - otherwise the direct loop (conv16.h) into 16 or 32 channels at any
+//   batch, 64 up to 8 samples (from 32 samples on oneDNN won there). At
+//   batch 1 it had taken ~23 against ~27 us for 16 channels and 31 against
+//   39 for 32, where oneDNN's pooling pass read half its map from the other
+//   core's cache.
 // Otherwise an undefined tensor, and the caller composes the convolution and
 // the pooling. Each served sample's numbers are the same whatever the batch
 // and the threads.

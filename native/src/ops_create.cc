@@ -5,6 +5,7 @@
 #include "handle.h"
 #include "dnnl_conv.h"
 #include "conv16.h"
+#include "winograd.h"
 #include "op.h"
 
 using namespace ztw;
@@ -84,5 +85,6 @@ ZTW_OP(emptyCache) {
   EmptyCache();
   ClearDnnlConvCache();
   ClearConv16Cache();
+  ClearWinogradCache();
   return a.undefined();
 }
