@@ -2,8 +2,6 @@
 #include <ATen/MemoryOverlap.h>
 #include <ATen/Parallel.h>
 #include <torch/csrc/autograd/variable.h>
-#include <mutex>
-#include <vector>
 #include "weight_cache.h"
 #include "args.h"
 
@@ -30,12 +28,8 @@ void Pack(const float* w, float* packed, int64_t O, int64_t C) {
 }
 
 // Packed weights per weight tensor, as dnnl_conv.cc keeps its reorders.
-struct PackCache {
-  std::mutex mutex;
-  WeightCache<std::vector<float>> entries{512};
-};
-PackCache& ThePackCache() {
-  static PackCache c;
+DerivedWeights& ThePackCache() {
+  static DerivedWeights c(9, Pack);
   return c;
 }
 
@@ -102,25 +96,9 @@ const int32_t* RowIndices(const at::Tensor& idx, int64_t rows, const char* what)
 
 }  // namespace
 
-const float* Conv16Weights(const at::Tensor& w) {
-  auto& cache = ThePackCache();
-  std::lock_guard<std::mutex> lock(cache.mutex);
-  auto& packed = cache.entries.For(w);
-  if (packed.empty()) {
-    const auto plain = w.contiguous();
-    packed.resize(static_cast<size_t>(w.numel()));
-    Pack(plain.data_ptr<float>(), packed.data(), w.size(0), w.size(1));
-  }
-  // The entry's floats stay put until the cache evicts it: 512 tensors, more
-  // than any network here has, and never between this return and the call.
-  return packed.data();
-}
+const float* Conv16Weights(const at::Tensor& w) { return ThePackCache().For(w); }
 
-void ClearConv16Cache() {
-  auto& cache = ThePackCache();
-  std::lock_guard<std::mutex> lock(cache.mutex);
-  cache.entries.Clear();
-}
+void ClearConv16Cache() { ThePackCache().Clear(); }
 
 at::Tensor Conv16(const at::Tensor& x, const at::Tensor& w, const c10::optional<at::Tensor>& b, at::IntArrayRef stride, at::IntArrayRef padding,
                   at::IntArrayRef dilation, int64_t groups, const ConvFusion& fusion) {

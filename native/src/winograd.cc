@@ -1,6 +1,4 @@
 #include "winograd.h"
-#include <mutex>
-#include <vector>
 #include "weight_cache.h"
 
 namespace ztw {
@@ -27,34 +25,15 @@ void Transform(const float* w, float* U, int64_t O, int64_t C) {
     }
 }
 
-struct Cache {
-  std::mutex mutex;
-  WeightCache<std::vector<float>> entries{512};
-};
-Cache& TheCache() {
-  static Cache c;
+DerivedWeights& TheCache() {
+  static DerivedWeights c(16, Transform);
   return c;
 }
 
 }  // namespace
 
-const float* WinogradWeights(const at::Tensor& w) {
-  auto& cache = TheCache();
-  std::lock_guard<std::mutex> lock(cache.mutex);
-  auto& U = cache.entries.For(w);
-  if (U.empty()) {
-    const auto plain = w.contiguous();
-    U.resize(static_cast<size_t>(16 * w.size(0) * w.size(1)));
-    Transform(plain.data_ptr<float>(), U.data(), w.size(0), w.size(1));
-  }
-  // Stays put until the cache evicts it (512 tensors), never during a call.
-  return U.data();
-}
+const float* WinogradWeights(const at::Tensor& w) { return TheCache().For(w); }
 
-void ClearWinogradCache() {
-  auto& cache = TheCache();
-  std::lock_guard<std::mutex> lock(cache.mutex);
-  cache.entries.Clear();
-}
+void ClearWinogradCache() { TheCache().Clear(); }
 
 }  // namespace ztw
