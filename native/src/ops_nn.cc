@@ -57,7 +57,7 @@ void ztw::ReluDense(const at::Tensor& x, at::Tensor& out) {
   if (out.is_same(x)) torch::autograd::impl::bump_version(out);
 }
 
-// convFused(x, weight, bias?, stride[2], padding[2], dilation[2], groups, relu, add?, consumeAdd?, reluInput?, inRows?, addRows?, reluAdd?):
+// convFused(x, weight, bias?, stride[2], padding[2], dilation[2], groups, relu, add?, consumeAdd?, reluInput?, inRows?, addRows?, reluAdd?, keepInput?):
 // relu?(conv2d(x) + add?), for inference in one pass over the output; with
 // consumeAdd the result may be written into the addend's memory. With
 // reluInput (the caller gives x's values up, no gradients) x becomes relu(x)
@@ -67,8 +67,9 @@ void ztw::ReluDense(const at::Tensor& x, at::Tensor& out) {
 // With inRows (int32 [n]) the convolution reads rows inRows of x (the
 // output has n), with reluInput their ReLU on the way and x untouched; with
 // addRows the rows of the addend likewise, reluAdd its ReLU (ConvFusion).
+// keepInput: x untouched without inRows too, reluInput on the way.
 ZTW_OP(convFused) {
-  const bool gather = a.has(11);
+  const bool gather = a.has(11) || (a.has(14) && a.b(14));
   if (a.has(10) && a.b(10) && !gather) {
     auto& x = a.t(0);
     if ((at::GradMode::is_enabled() && x.requires_grad()) || x.scalar_type() != at::kFloat || !x.device().is_cpu() || !x.is_contiguous(DenseFormat(x)))
@@ -80,7 +81,7 @@ ZTW_OP(convFused) {
   fusion.add = Opt(a, 8);
   fusion.accumulate = a.has(9) && a.b(9);
   if (gather) {
-    fusion.inRows = a.t(11);
+    fusion.inRows = Opt(a, 11);
     fusion.reluIn = a.has(10) && a.b(10);
   }
   fusion.addRows = Opt(a, 12);

@@ -98,7 +98,9 @@ export interface BlockOptions {
   consumeInput?: boolean;
   /**
    * The input is a tap before its ReLU, which the block applies in its first
-   * convolution's call, in the input's memory (see nextInput).
+   * convolution's call: in the input's memory, or on the way where the
+   * block's loop reads through (a ResNet's 16-channel identity blocks; see
+   * nextInput). Only with consumeInput or rows.
    */
   reluInput?: boolean;
   /**

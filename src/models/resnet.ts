@@ -34,9 +34,10 @@ export class BasicBlock extends Module {
   }
   /**
    * Whether the block reads kept rows through their index (BlockOptions.rows)
-   * without a copy: an identity block of 16 channels, whose convolutions the
-   * 16-channel loop runs (native/src/conv16.cc); elsewhere each convolution
-   * would copy the rows itself.
+   * and a pending ReLU on the way, without a copy or a pass of its own: an
+   * identity block of 16 channels, whose convolutions the 16-channel loop
+   * runs (native/src/conv16.cc); elsewhere each convolution would copy the
+   * rows itself.
    */
   get readsRows(): boolean {
     const { inChannels, outChannels, stride } = this.options;
@@ -44,16 +45,19 @@ export class BasicBlock extends Module {
   }
 
   private block(x: Tensor, relu: boolean, { consumeInput = false, reluInput = false, rows }: BlockOptions): Tensor {
-    if (rows) {
-      if (!this.readsRows) {
-        const kept = x.takeRows(rows, { relu: reluInput });
-        const out = this.block(kept, relu, { consumeInput: true });
-        kept.dispose();
-        return out;
-      }
-      // The stage-1 copy after an exit was ~1-2 us a row in situ at batch 128: read through the index instead.
-      const r = convBn(this.conv1, this.bn1, x, { relu: true, reluInput, inRows: rows });
-      const out = convBn(this.conv2, this.bn2, r, { add: x, relu, addRows: rows, reluAdd: reluInput });
+    if (rows && !this.readsRows) {
+      const kept = x.takeRows(rows, { relu: reluInput });
+      const out = this.block(kept, relu, { consumeInput: true });
+      kept.dispose();
+      return out;
+    }
+    if (this.readsRows && (rows || reluInput)) {
+      // The stage-1 copy after an exit was ~1-2 us a row in situ at batch 128:
+      // read through the index instead. With no rows, the pending ReLU on the
+      // way too, where a pass of its own over the map had cost ~2 us a block
+      // at batch 1; the result then goes into x's memory when given up.
+      const r = convBn(this.conv1, this.bn1, x, { relu: true, reluInput, inRows: rows, keepInput: true });
+      const out = convBn(this.conv2, this.bn2, r, { add: x, relu, addRows: rows, reluAdd: reluInput, consumeAdd: !rows && consumeInput });
       r.dispose();
       return out;
     }

@@ -29,17 +29,18 @@ export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor, o: Conv2dArgs =
  * convolution reads those rows of x instead (reluInput: their ReLU on the
  * way, x untouched), with addRows those of the addend (reluAdd: its ReLU):
  * a batch narrowed after an exit, read without a copy where the 16-channel
- * loop serves (native/src/conv16.cc), copied first elsewhere.
+ * loop serves (native/src/conv16.cc), copied first elsewhere. With keepInput
+ * x stays as it is without inRows too (reluInput on the way).
  */
 export function conv2dFused(
   x: Tensor,
   weight: Tensor,
   bias: Tensor | undefined,
   o: Conv2dArgs,
-  epilogue: { add?: Tensor; relu?: boolean; consumeAdd?: boolean; reluInput?: boolean; inRows?: Tensor; addRows?: Tensor; reluAdd?: boolean },
+  epilogue: { add?: Tensor; relu?: boolean; consumeAdd?: boolean; reluInput?: boolean; inRows?: Tensor; addRows?: Tensor; reluAdd?: boolean; keepInput?: boolean },
 ): Tensor {
-  const { relu = false, add, consumeAdd = false, reluInput = false, inRows, addRows, reluAdd = false } = epilogue;
-  const y = wrap(native.convFused(x.handle, weight.handle, bias?.handle, pair(o.stride ?? 1), pair(o.padding ?? 0), pair(o.dilation ?? 1), o.groups ?? 1, relu, add?.handle, consumeAdd, reluInput, inRows?.handle, addRows?.handle, reluAdd));
+  const { relu = false, add, consumeAdd = false, reluInput = false, inRows, addRows, reluAdd = false, keepInput = false } = epilogue;
+  const y = wrap(native.convFused(x.handle, weight.handle, bias?.handle, pair(o.stride ?? 1), pair(o.padding ?? 0), pair(o.dilation ?? 1), o.groups ?? 1, relu, add?.handle, consumeAdd, reluInput, inRows?.handle, addRows?.handle, reluAdd, keepInput));
   if (epilogue.reluInput && profiling()) record('relu', x, ...costRules.elementwise(x, 1));
   if (profiling()) record('conv2d', y, ...costRules.conv2d(y, weight, bias !== undefined));
   return y;

@@ -76,6 +76,11 @@ export interface ConvEpilogue {
   inRows?: Tensor;
   addRows?: Tensor;
   reluAdd?: boolean;
+  /**
+   * x stays as it is without inRows too: reluInput applies on the way (the
+   * caller passes reluAdd where x is also the addend). Without gradients only.
+   */
+  keepInput?: boolean;
 }
 
 /**
@@ -84,14 +89,14 @@ export interface ConvEpilogue {
  * store, a ResNet block makes 3 passes over its maps instead of 5.
  */
 export function convBn(conv: Conv2d, bn: BatchNorm2d, x: Tensor, epilogue: ConvEpilogue = {}): Tensor {
-  const { add, relu = false, consumeAdd = false, reluInput = false, inRows, addRows, reluAdd = false } = epilogue;
-  if (inRows || addRows || reluAdd) {
+  const { add, relu = false, consumeAdd = false, reluInput = false, inRows, addRows, reluAdd = false, keepInput = false } = epilogue;
+  if (inRows || addRows || reluAdd || keepInput) {
     if (isGradEnabled()) throw new Error('convBn: gathered inputs are for inference without gradients');
     if (!canFuse(conv, bn)) {
       // The copies the fused call would have read through, then the separate ops.
-      const xs = inRows ? x.takeRows(inRows, { relu: reluInput }) : x;
+      const xs = inRows ? x.takeRows(inRows, { relu: reluInput }) : keepInput && reluInput ? F.relu(x) : x;
       const adds = add && (addRows || reluAdd) ? (addRows ? add.takeRows(addRows, { relu: reluAdd }) : F.relu(add)) : add;
-      const y = convBn(conv, bn, xs, { add: adds, relu, reluInput: reluInput && !inRows });
+      const y = convBn(conv, bn, xs, { add: adds, relu, reluInput: reluInput && xs === x });
       if (xs !== x) xs.dispose();
       if (adds !== add) adds?.dispose();
       return y;
@@ -107,7 +112,7 @@ export function convBn(conv: Conv2d, bn: BatchNorm2d, x: Tensor, epilogue: ConvE
   const f = folded(conv, bn);
   const { stride, padding, dilation, groups } = conv.options;
   if (!add && !relu && !reluInput && !inRows) return F.conv2d(x, f.weight, f.bias, { stride, padding, dilation, groups });
-  return F.conv2dFused(x, f.weight, f.bias, { stride, padding, dilation, groups }, { add, relu, consumeAdd, reluInput, inRows, addRows, reluAdd });
+  return F.conv2dFused(x, f.weight, f.bias, { stride, padding, dilation, groups }, { add, relu, consumeAdd, reluInput, inRows, addRows, reluAdd, keepInput });
 }
 
 function reluInPlace(x: Tensor): void {

@@ -171,6 +171,24 @@ test('reluInput: the input becomes relu(x) in its own memory first, in the same 
   });
 });
 
+test('keepInput: reluInput applies on the way and x stays as it is, with reluAdd on an addend that is x, in the 16-channel loop and elsewhere', () => {
+  manualSeed(23);
+  tidy(() => {
+    // 16 channels channels-last: our loop (ReLU in its padded copy and its store); 8 channels or NCHW: copies, then oneDNN.
+    for (const [c, layout] of [[16, 'channels_last'], [8, 'channels_last'], [16, 'contiguous']] as const) {
+      const x = randn([3, c, 8, 8]).contiguous(layout);
+      const w = randn([c, c, 3, 3]);
+      const b = randn([c]);
+      const before = x.toNumbers();
+      const rx = F.relu(x);
+      const want = noGrad(() => F.conv2dFused(rx, w, b, { padding: 1 }, { add: rx, relu: true })).toNumbers();
+      const got = noGrad(() => F.conv2dFused(x, w, b, { padding: 1 }, { relu: true, reluInput: true, keepInput: true, add: x, reluAdd: true }));
+      assertClose(got.toNumbers(), want, { atol: 1e-4, rtol: 1e-4, what: `relu(conv(relu(x)) + relu(x)), ${c} channels ${layout}` });
+      assert.deepEqual(x.toNumbers(), before, 'x is unchanged');
+    }
+  });
+});
+
 test('the 16-channel loop (native/src/conv16.cc) equals libtorch for every band width, input channel count and epilogue, sample by sample', () => {
   manualSeed(18);
   // Widths: bands of 16 (32), 16 + 8 + 4 (28), 16 + 1 (17), 4 + 2 + 1 (7), 1; input channels of a compiled size (16) and not (32, 48).
