@@ -55,7 +55,7 @@ void WritePooled(const float* mx, const float* sum, float alpha, float* pooled, 
 template <int CC, int P, int B>
 void Units(const float* x, const float* packed, const float* bias, float alpha, float* pooled, float* scratch, const HeadConvShape& s, int64_t begin,
            int64_t end) {
-  const int64_t ow = s.W / s.k, cols = Cols(s), row = PaddedRow(s);
+  const int64_t oh = s.H / s.k, ow = s.W / s.k, cols = Cols(s), row = PaddedRow(s);
   float* pad = scratch;
   float* mx = scratch + (s.k + 2) * row;  // [ow][O]
   float* sum = mx + ow * s.O;
@@ -72,7 +72,7 @@ void Units(const float* x, const float* packed, const float* bias, float alpha, 
     _mm512_storeu_ps(sm, _mm512_add_ps(_mm512_loadu_ps(sm), v));
   };
   for (int64_t t = begin; t < end; t++) {
-    const int64_t n = t / (s.H / s.k), i = t % (s.H / s.k);
+    const int64_t n = t / oh, i = t % oh;
     conv16::CopyPadded(x + n * s.H * s.W * s.C, s.H, s.W, s.C, i * s.k, s.k, cols, pad);
     std::memset(mx, 0, sizeof(float) * 2 * ow * s.O);  // after a ReLU every value is >= 0
     for (int64_t b0 = 0; b0 < s.O; b0 += 16 * B) {  // B blocks of 16 channels a pass over the rows
