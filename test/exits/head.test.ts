@@ -167,12 +167,13 @@ test('exitForward: one native call with the numbers of forward() and a log-softm
     { tap: [48, 12, 12], channels: 32, prev: false }, // k = 3, two blocks a band of 8, 48 input channels
     { tap: [64, 7, 7], prev: true, layout: 'channels_last' }, // k = 1, 64 output channels: two passes of two blocks
     // Even windows, Winograd F(2x2, 3x3) (16, 32 or 64 output channels):
-    // groups of 16, 8 or 4 tiles and every shorter tail, input channels of
-    // a compiled size or not.
+    // groups of 16, 8 or 4 tiles and tails of 8, 4 and 1 (with four windows
+    // to a row, a row's tiles are a multiple of 4 but for 5 on 10x10 maps),
+    // input channels of a compiled size or not.
     { tap: [32, 16, 16], channels: 16, prev: true, layout: 'channels_last' }, // 32 -> 16 channels (the ImageNet heads' C/4): 8 tiles a row
     { tap: [32, 16, 16], prev: true, layout: 'channels_last' }, // 32 channels: a group of 8 tiles
     { tap: [48, 9, 9], channels: 32, prev: false }, // k = 2, 8 of 9 columns and rows: 4 tiles a row, 48 input channels
-    { tap: [48, 14, 14], channels: 16, prev: false, layout: 'channels_last' }, // k = 2: 7 tiles a row (4, 2 and 1), no compiled size
+    { tap: [48, 10, 10], channels: 16, prev: false, layout: 'channels_last' }, // k = 2: 5 tiles a row (4 and 1), no compiled size
     { tap: [64, 8, 8], prev: true, layout: 'channels_last' }, // 64 channels, a group of 4 tiles
     { tap: [16, 32, 32], channels: 64, prev: false, layout: 'channels_last' }, // 16 -> 64 channels, k = 8: four groups of 4
     { tap: [16, 28, 28], channels: 32, prev: false, layout: 'channels_last' }, // k = 7 is odd: the direct loop
