@@ -204,20 +204,11 @@ at::Tensor ztw::TakeRows(const at::Tensor& x, const at::Tensor& rows, bool relu)
 }
 ZTW_OP(takeRows) { return a.ret(TakeRows(a.t(0), a.t(1), a.has(2) && a.b(2))); }
 
-// takeRowsInPlace(x, rows int32|int64 [k]): takeRows(x, rows) in x's own
-// memory when every rows[j] is j or at least k (the exit books' order: the
-// place of a row that leaves goes to a row from past the k-th): only those
-// rows move, whole rows per thread, and the answer is a view of x's first k
-// rows. After an exit at batch 128 a few rows move where the copy wrote every
-// survivor (stages 2-3 of ResNet-56: ~2-3 us a survivor in situ). Any other
-// index, or x in a form the loop does not serve: a copy, as takeRows. x is
-// the caller's to give up: its rows may be overwritten.
-static at::Tensor TakeRowsInPlace(const at::Tensor& x, const at::Tensor& rows) {
-  if (!RowsLoopServes(x, rows)) return TakeRows(x, rows, false);
-  const int64_t N = x.size(0), row = N ? x.numel() / N : 0;
-  const auto idx = CheckedRows(rows, N, "takeRowsInPlace");
-  const int64_t k = idx.size(0);
-  const int64_t* ip = idx.data_ptr<int64_t>();
+// The in-place move for an index already checked (ip: rows' k entries, each
+// below x's N rows): a copy, as takeRows, when the order does not allow it.
+template <class I>
+static at::Tensor MoveKeptRows(const at::Tensor& x, const at::Tensor& rows, const I* ip) {
+  const int64_t N = x.size(0), row = N ? x.numel() / N : 0, k = rows.size(0);
   std::vector<int64_t> to, from;  // rows to write (all below k) from rows never written (k and above)
   for (int64_t j = 0; j < k; j++) {
     if (ip[j] == j) continue;
@@ -232,6 +223,20 @@ static at::Tensor TakeRowsInPlace(const at::Tensor& x, const at::Tensor& rows) {
   });
   if (moves) torch::autograd::impl::bump_version(x);
   return x.narrow(0, 0, k);
+}
+
+// takeRowsInPlace(x, rows int32|int64 [k]): takeRows(x, rows) in x's own
+// memory when every rows[j] is j or at least k (the exit books' order: the
+// place of a row that leaves goes to a row from past the k-th): only those
+// rows move, whole rows per thread, and the answer is a view of x's first k
+// rows. After an exit at batch 128 a few rows move where the copy wrote every
+// survivor (stages 2-3 of ResNet-56: ~2-3 us a survivor in situ). Any other
+// index, or x in a form the loop does not serve: a copy, as takeRows. x is
+// the caller's to give up: its rows may be overwritten.
+static at::Tensor TakeRowsInPlace(const at::Tensor& x, const at::Tensor& rows) {
+  if (!RowsLoopServes(x, rows)) return TakeRows(x, rows, false);
+  const auto idx = CheckedRows(rows, x.size(0), "takeRowsInPlace");
+  return MoveKeptRows(x, rows, idx.data_ptr<int64_t>());
 }
 ZTW_OP(takeRowsInPlace) { return a.ret(TakeRowsInPlace(a.t(0), a.t(1))); }
 
@@ -276,7 +281,9 @@ ZTW_OP(icHead) {
         // at batch 128, the caches cold after the convolutions.
         auto keep = at::empty({kept}, at::TensorOptions().dtype(at::kInt));
         std::memcpy(keep.data_ptr<int32_t>(), book->Stay(), sizeof(int32_t) * static_cast<size_t>(kept));
-        return a.ret(std::vector<at::Tensor>{TakeRowsInPlace(logits, keep), keep});
+        // The book's positions are in range and in its fill order: no int64 copy to check.
+        const auto narrowed = RowsLoopServes(logits, keep) ? MoveKeptRows(logits, keep, keep.data_ptr<int32_t>()) : TakeRows(logits, keep, false);
+        return a.ret(std::vector<at::Tensor>{narrowed, keep});
       }
     }
     return a.ret(logits);
