@@ -56,9 +56,11 @@ float ChainsAvx2(int64_t steps) {
 
 }  // namespace
 
-// fmaPeak(rounds) -> { gflops, isa, threads }: the best of `rounds` timed
-// runs (~20 ms each) of FMA chains on all of at::get_num_threads() threads,
-// with the widest vectors the CPU has (AVX-512, else AVX2 with FMA).
+// fmaPeak(rounds) -> { gflops, isa, threads, workers }: the best of `rounds`
+// timed runs (~20 ms each) of FMA chains on all of at::get_num_threads()
+// threads, with the widest vectors the CPU has (AVX-512, else AVX2 with
+// FMA); workers: how many distinct pool threads ran chains (a fact a test
+// can check, where a speed ratio on a shared machine is not).
 ZTW_OP(fmaPeak) {
   const int64_t rounds = a.has(0) ? a.i64(0) : 5;
   if (rounds < 1 || rounds > 1000) throw ztw::ArgError("rounds must be 1 to 1000, got " + std::to_string(rounds));
@@ -68,10 +70,12 @@ ZTW_OP(fmaPeak) {
   const int lanes = avx512 ? 16 : 8;
   const int64_t steps = avx512 ? 10000000 : 20000000;
   std::atomic<float> sink{0};
+  std::atomic<uint64_t> ran{0};  // a bit per pool thread that ran chains
   double best = 0;
   for (int64_t r = 0; r <= rounds; r++) {  // round 0 wakes the threads and the clocks
     const auto t0 = std::chrono::steady_clock::now();
     at::parallel_for(0, threads, 1, [&](int64_t b, int64_t e) {
+      ran.fetch_or(uint64_t{1} << (at::get_thread_num() % 64));
       for (int64_t i = b; i < e; i++) {
         const float v = avx512 ? ChainsAvx512(steps) : ChainsAvx2(steps);
         float old = sink.load();
@@ -86,6 +90,7 @@ ZTW_OP(fmaPeak) {
   out.Set("gflops", best);
   out.Set("isa", avx512 ? "avx512" : "avx2");
   out.Set("threads", threads);
+  out.Set("workers", __builtin_popcountll(ran.load()));
   out.Set("sink", static_cast<double>(sink.load()));  // keeps the chains' results alive
   return out;
 }

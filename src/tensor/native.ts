@@ -50,9 +50,9 @@ export function getNumThreads(): number {
  * vectors the CPU has): what benchmarks divide by to say how close a
  * kernel comes.
  */
-export function fmaPeak(rounds = 5): { gflops: number; isa: string; threads: number } {
-  const { gflops, isa, threads } = native.fmaPeak(rounds) as { gflops: number; isa: string; threads: number };
-  return { gflops, isa, threads };
+export function fmaPeak(rounds = 5): { gflops: number; isa: string; threads: number; workers: number } {
+  const { gflops, isa, threads, workers } = native.fmaPeak(rounds) as { gflops: number; isa: string; threads: number; workers: number };
+  return { gflops, isa, threads, workers };
 }
 /** OpenBLAS's threads: 1 unless OPENBLAS_NUM_THREADS says otherwise (see native/src/addon.cc); -1 under another BLAS. */
 export function blasThreads(): number {
